@@ -1,0 +1,147 @@
+"""The ways to consume a pipeline run: a closing event stream, or a ``Response``.
+
+``EventStream`` is what ``Pipeline.stream`` returns: an async context manager
+whose exit closes every stage (and so the HTTP response), whatever ended the
+block. ``collect`` folds events into a ``Response`` once, at the end, instead
+of carrying a growing snapshot on every delta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import AsyncIterator, Callable, Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+import msgspec
+
+from pipeline.errors import PipelineMisuse
+from pipeline.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    ToolCall,
+    UsageSource,
+)
+
+__all__ = ["EventStream", "Response", "Usage", "collect", "run_sync"]
+
+T = TypeVar("T")
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """Token counts of one call and where they come from."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    source: UsageSource = "none"
+
+
+class Response(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole answer: what ``acomplete`` / ``complete`` return."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    stop_reason: str = ""
+    usage: Usage = Usage()
+    model: str = ""
+    reasoning: str = ""
+    retries: int = 0
+
+
+async def collect(events: AsyncIterator[Event]) -> Response:
+    """Fold a stream of events into a ``Response``."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls: list[ToolCall] = []
+    finish: Finish | None = None
+    retries = 0
+    async for ev in events:
+        if isinstance(ev, TextDelta):
+            text.append(ev.text)
+        elif isinstance(ev, ToolCall):
+            calls.append(ev)
+        elif isinstance(ev, ReasoningDelta):
+            reasoning.append(ev.text)
+        elif isinstance(ev, Finish):
+            finish = ev
+        elif isinstance(ev, Retrying):
+            retries += 1
+    if finish is None:
+        return Response(text="".join(text), tool_calls=tuple(calls), reasoning="".join(reasoning))
+    return Response(
+        text="".join(text),
+        tool_calls=tuple(calls),
+        stop_reason=finish.stop_reason,
+        usage=Usage(
+            input_tokens=finish.input_tokens,
+            output_tokens=finish.output_tokens,
+            cached_tokens=finish.cached_tokens,
+            source=finish.usage_source,
+        ),
+        model=finish.model,
+        reasoning="".join(reasoning),
+        retries=retries,
+    )
+
+
+class EventStream:
+    """One run's events; consume it once, preferably as a context manager.
+
+    ``async with stream as events`` closes the run on leaving the block.
+    ``async for ev in stream`` also works, but then closing on an early
+    ``break`` is up to the garbage collector.
+    """
+
+    __slots__ = ("_events", "_start")
+
+    def __init__(self, start: Callable[[], AsyncIterator[Event]]) -> None:
+        self._start: Callable[[], AsyncIterator[Event]] | None = start
+        self._events: AsyncIterator[Event] | None = None
+
+    def _open(self) -> AsyncIterator[Event]:
+        if self._start is None:
+            raise PipelineMisuse("this stream was already consumed; call stream() again")
+        start, self._start = self._start, None
+        self._events = start()
+        return self._events
+
+    async def __aenter__(self) -> AsyncIterator[Event]:
+        return self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._open()
+
+    async def aclose(self) -> None:
+        """Close every stage of the run (idempotent)."""
+        events, self._events = self._events, None
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from synchronous code.
+
+    Inside a running event loop ``asyncio.run`` is forbidden, so the
+    coroutine then runs on a worker thread with its own loop (the calling
+    loop is blocked meanwhile, as any blocking call would block it).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llmpipe-sync") as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()

@@ -1,0 +1,204 @@
+"""``Pipeline``: an immutable, ordered, named list of stages.
+
+Editing a pipeline (``replace``, ``insert_before``, ``insert_after``,
+``remove``) returns a new one; stages are found by name anywhere, including
+inside segments such as ``retry``. Names are unique across the whole tree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+from pipeline.client import EventStream, Response, collect, run_sync
+from pipeline.errors import PipelineMisuse, StageNotFound
+from pipeline.events import Event
+from pipeline.profiles import resolve
+from pipeline.request import Request
+from pipeline.stage import Context, Instrument, Segment, SharedState, Stage, run_stages
+
+__all__ = ["Pipeline"]
+
+_Edit = Callable[[tuple[Stage, ...], int], tuple[Stage, ...]]
+
+
+class Pipeline:
+    """An immutable, ordered, named list of stages, and the way to run them.
+
+    ``sleep`` and ``clock`` are handed to every stage through the context
+    (tests inject fakes); ``instrument`` wraps every stage run (telemetry);
+    ``shared`` is the state that outlives one request, kept by pipelines
+    derived from this one.
+    """
+
+    __slots__ = ("_clock", "_instrument", "_shared", "_sleep", "_stages")
+
+    def __init__(
+        self,
+        stages: tuple[Stage, ...] | list[Stage],
+        *,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] | None = None,
+        instrument: Instrument | None = None,
+        shared: SharedState | None = None,
+    ) -> None:
+        self._stages = tuple(stages)
+        self._sleep = sleep
+        self._clock = clock
+        self._instrument = instrument
+        self._shared = shared if shared is not None else SharedState()
+        seen: set[str] = set()
+        for st in _walk(self._stages):
+            if not isinstance(st, Stage):
+                raise PipelineMisuse(f"{st!r} is not a stage (it needs a name and __call__)")
+            if st.name in seen:
+                raise PipelineMisuse(f"duplicate stage name {st.name!r}")
+            seen.add(st.name)
+
+    @classmethod
+    def default(cls, **options: Any) -> Pipeline:
+        """normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check)."""
+        from pipeline.default import default_pipeline
+
+        return default_pipeline(**options)
+
+    # --- inspection ------------------------------------------------------------
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        return self._stages
+
+    @property
+    def names(self) -> list[str]:
+        """Every stage name, depth first (segments before their inner stages)."""
+        return [st.name for st in _walk(self._stages)]
+
+    def __getitem__(self, name: str) -> Stage:
+        for st in _walk(self._stages):
+            if st.name == name:
+                return st
+        raise StageNotFound(f"no stage named {name!r}; stages are {self.names}")
+
+    def __repr__(self) -> str:
+        return f"Pipeline({_describe(self._stages)})"
+
+    # --- editing (each returns a new pipeline) ------------------------------------
+
+    def replace(self, name: str, new: Stage) -> Pipeline:
+        return self._edit(name, lambda seq, i: (*seq[:i], new, *seq[i + 1 :]))
+
+    def insert_before(self, name: str, new: Stage) -> Pipeline:
+        return self._edit(name, lambda seq, i: (*seq[:i], new, *seq[i:]))
+
+    def insert_after(self, name: str, new: Stage) -> Pipeline:
+        return self._edit(name, lambda seq, i: (*seq[: i + 1], new, *seq[i + 1 :]))
+
+    def remove(self, name: str) -> Pipeline:
+        return self._edit(name, lambda seq, i: (*seq[:i], *seq[i + 1 :]))
+
+    def with_options(
+        self,
+        *,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] | None = None,
+        instrument: Instrument | None = None,
+    ) -> Pipeline:
+        """The same stages with another sleep, clock or instrument."""
+        return Pipeline(
+            self._stages,
+            sleep=sleep or self._sleep,
+            clock=clock or self._clock,
+            instrument=instrument or self._instrument,
+            shared=self._shared,
+        )
+
+    def _edit(self, name: str, edit: _Edit) -> Pipeline:
+        stages = _edit_in(self._stages, name, edit)
+        if stages is None:
+            raise StageNotFound(f"no stage named {name!r}; stages are {self.names}")
+        return Pipeline(
+            stages,
+            sleep=self._sleep,
+            clock=self._clock,
+            instrument=self._instrument,
+            shared=self._shared,
+        )
+
+    # --- running ----------------------------------------------------------------
+
+    def context(self, request: Request) -> Context:
+        """A fresh per-request context."""
+        ctx = Context(request=request, profile=resolve(request.model, request.api_base))
+        ctx.shared = self._shared
+        if self._sleep is not None:
+            ctx.sleep = self._sleep
+        if self._clock is not None:
+            ctx.clock = self._clock
+        if self._instrument is not None:
+            ctx.instrument = self._instrument
+        return ctx
+
+    def run(self, request: Request | Mapping[str, Any]) -> AsyncIterator[Event]:
+        """The raw event iterator (prefer ``stream``, which closes it for you)."""
+        req = _as_request(request)
+        ctx = self.context(req)
+        return run_stages(self._stages, _source(req), ctx)
+
+    def stream(self, request: Request | Mapping[str, Any]) -> EventStream:
+        """``async with p.stream(req) as events: async for ev in events: ...``.
+
+        Leaving the block (normally, by ``break``, an exception or
+        cancellation) closes every stage and the HTTP response.
+        """
+        req = _as_request(request)
+        return EventStream(lambda: self.run(req))
+
+    async def acomplete(self, request: Request | Mapping[str, Any]) -> Response:
+        """Run the request to the end and collect the answer."""
+        async with self.stream(request) as events:
+            return await collect(events)
+
+    def complete(self, request: Request | Mapping[str, Any]) -> Response:
+        """Blocking ``acomplete``; works inside a running event loop too (on a worker thread)."""
+        req = _as_request(request)
+        return run_sync(lambda: self.acomplete(req))
+
+
+async def _source(req: Request) -> AsyncIterator[Event]:
+    yield req
+
+
+def _as_request(request: Request | Mapping[str, Any]) -> Request:
+    if isinstance(request, Request):
+        return request
+    if isinstance(request, Mapping):
+        return Request(**request)
+    raise TypeError(f"expected a Request or a dict, got {type(request).__name__}")
+
+
+def _walk(stages: tuple[Stage, ...]) -> Iterator[Stage]:
+    for st in stages:
+        yield st
+        if isinstance(st, Segment):
+            yield from _walk(st.stages)
+
+
+def _edit_in(stages: tuple[Stage, ...], name: str, edit: _Edit) -> tuple[Stage, ...] | None:
+    for i, st in enumerate(stages):
+        if st.name == name:
+            return edit(stages, i)
+        if isinstance(st, Segment):
+            inner = _edit_in(st.stages, name, edit)
+            if inner is not None:
+                return (*stages[:i], st.with_stages(inner), *stages[i + 1 :])
+    return None
+
+
+def _describe(stages: tuple[Stage, ...]) -> str:
+    parts = []
+    for st in stages:
+        if isinstance(st, Segment):
+            parts.append(f"{st.name}({_describe(st.stages)})")
+        else:
+            parts.append(st.name)
+    return " -> ".join(parts)

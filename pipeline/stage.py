@@ -1,0 +1,173 @@
+"""The stage contract: ``Stage``, ``Segment``, ``Context`` and ``stage()``.
+
+A stage is an async generator function ``(upstream, ctx) -> events``: it pulls
+events from ``upstream``, yields events downstream, and passes through every
+event it does not handle. A segment is a stage that runs a sequence of inner
+stages (``retry`` is one); the pipeline finds stages inside segments by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from pipeline.events import Event
+from pipeline.profiles import Profile
+from pipeline.request import Request
+
+__all__ = [
+    "Context",
+    "FunctionStage",
+    "Instrument",
+    "Segment",
+    "SharedState",
+    "Stage",
+    "StageFn",
+    "closing",
+    "run_stages",
+    "stage",
+]
+
+T = TypeVar("T")
+
+StageFn = Callable[[AsyncIterator[Event], "Context"], AsyncIterator[Event]]
+
+
+class closing:
+    """``async with closing(upstream) as events``: close ``upstream`` on leaving.
+
+    Like ``contextlib.aclosing``, but for any async iterator: one without
+    ``aclose`` (a plain iterator class, an aiostream stream) is left as is.
+    """
+
+    __slots__ = ("events",)
+
+    def __init__(self, events: AsyncIterator[Event]) -> None:
+        self.events = events
+
+    async def __aenter__(self) -> AsyncIterator[Event]:
+        return self.events
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        close = getattr(self.events, "aclose", None)
+        if close is not None:
+            await close()
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """``name`` identifies the stage in a pipeline; calling it starts one run."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]: ...
+
+
+@runtime_checkable
+class Segment(Stage, Protocol):
+    """A stage that runs inner stages (through ``ctx.run`` so they are wrapped too)."""
+
+    @property
+    def stages(self) -> tuple[Stage, ...]: ...
+
+    def with_stages(self, stages: tuple[Stage, ...]) -> Segment: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionStage:
+    """A named stage around a plain async generator function."""
+
+    name: str
+    fn: StageFn
+
+    def __call__(self, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
+        return self.fn(upstream, ctx)
+
+
+def stage(name: str, fn: StageFn) -> Stage:
+    """Name an async generator function as a stage."""
+    return FunctionStage(name, fn)
+
+
+#: how the runner calls one stage; telemetry supplies one that adds a span
+Instrument = Callable[[Stage, AsyncIterator[Event], "Context"], AsyncIterator[Event]]
+
+
+def _call_plain(st: Stage, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
+    return st(upstream, ctx)
+
+
+class SharedState:
+    """State that outlives one request: provider gates, remembered quirks.
+
+    One per pipeline (shared by the pipelines derived from it); each stage
+    keeps its own entry under its own key. Safe to use from several threads
+    (``complete()`` may run a call on a worker thread).
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def setdefault(self, key: str, factory: Callable[[], T]) -> T:
+        """The entry under ``key``, created by ``factory`` on first use."""
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = factory()
+            value: T = self._items[key]
+            return value
+
+
+@dataclass(slots=True, kw_only=True)
+class Context:
+    """Everything a stage may use besides its upstream, for one request.
+
+    ``request`` is the request as the caller gave it (validated); stages see
+    the request as shaped so far as the ``Request`` event in their upstream.
+    ``sleep`` and ``clock`` are injectable so tests never really wait.
+    """
+
+    request: Request
+    profile: Profile
+    shared: SharedState = field(default_factory=SharedState)
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.monotonic
+    instrument: Instrument = _call_plain
+
+    def run(
+        self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event]
+    ) -> AsyncIterator[Event]:
+        """Chain ``stages`` onto ``upstream``; segments call this for their inner stages."""
+        return run_stages(stages, upstream, self)
+
+
+def run_stages(
+    stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+) -> AsyncIterator[Event]:
+    """The one place where stages are chained, and so the one place they are wrapped.
+
+    The chain closes by construction: when it ends, fails or is closed, every
+    stage's generator is closed, outermost first, even one whose stage forgot
+    to close its own upstream.
+    """
+    chain = [upstream]
+    instrument = ctx.instrument
+    for st in stages:
+        chain.append(instrument(st, chain[-1], ctx))
+    return _closing(chain)
+
+
+async def _closing(chain: list[AsyncIterator[Event]]) -> AsyncIterator[Event]:
+    try:
+        async for ev in chain[-1]:
+            yield ev
+    finally:
+        for events in reversed(chain):
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                await close()

@@ -1,0 +1,134 @@
+"""litellm's exceptions as ``pipeline.errors``: the only place they are translated.
+
+Classification goes by litellm's exception class first and the HTTP status
+second, so a provider litellm maps oddly (403 as a bare ``APIError``, 529
+overloaded) still lands on the right branch. Messages are scrubbed of the
+request's API key and of anything shaped like a key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContentFiltered,
+    ContextWindowExceeded,
+    ModelNotFound,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from pipeline.request import Request
+
+__all__ = ["response_headers", "scrub", "translate"]
+
+_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
+_CONTEXT_HINTS = (
+    "context length",
+    "context_length_exceeded",
+    "maximum context",
+    "context window",
+    "prompt is too long",
+    "too many tokens",
+)
+
+# litellm class name -> our class; checked along the exception's MRO
+_BY_CLASS: dict[str, type[ProviderError]] = {
+    "ContextWindowExceededError": ContextWindowExceeded,
+    "ContentPolicyViolationError": ContentFiltered,
+    "RateLimitError": RateLimited,
+    "AuthenticationError": AuthenticationFailed,
+    "PermissionDeniedError": AuthenticationFailed,
+    "NotFoundError": ModelNotFound,
+    "Timeout": ProviderTimeout,
+    "APITimeoutError": ProviderTimeout,
+    "TimeoutException": ProviderTimeout,
+    "MidStreamFallbackError": ProviderUnavailable,
+    "InternalServerError": ProviderUnavailable,
+    "BadGatewayError": ProviderUnavailable,
+    "ServiceUnavailableError": ProviderUnavailable,
+    "APIConnectionError": ProviderUnavailable,
+    "TransportError": ProviderUnavailable,
+    "UnprocessableEntityError": BadRequest,
+    "BadRequestError": BadRequest,
+}
+
+
+def translate(exc: BaseException, req: Request) -> ProviderError:
+    """The ``pipeline.errors`` exception for an exception raised by litellm."""
+    status = _status(exc)
+    cls = _classify(exc, status)
+    message = scrub(_message(exc), req.api_key)
+    if cls is BadRequest and any(h in message.lower() for h in _CONTEXT_HINTS):
+        cls = ContextWindowExceeded
+    return cls(
+        message,
+        status_code=status,
+        provider=getattr(exc, "llm_provider", None) or None,
+        headers=response_headers(exc),
+    )
+
+
+def _classify(exc: BaseException, status: int | None) -> type[ProviderError]:
+    for klass in type(exc).__mro__:
+        found = _BY_CLASS.get(klass.__name__)
+        if found is not None:
+            return found
+    if isinstance(exc, TimeoutError):
+        return ProviderTimeout
+    if isinstance(exc, ConnectionError | OSError):
+        return ProviderUnavailable
+    if status is None:
+        return ProviderError
+    if status == 429:
+        return RateLimited
+    if status in (401, 403):
+        return AuthenticationFailed
+    if status == 404:
+        return ModelNotFound
+    if status in (408, 504):
+        return ProviderTimeout
+    if status == 409 or status >= 500:
+        return ProviderUnavailable
+    if status in (400, 413, 422):
+        return BadRequest
+    return ProviderError
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _message(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", "") or exc) or type(exc).__name__
+    return text.removeprefix("litellm.")
+
+
+def response_headers(exc: BaseException) -> dict[str, str]:
+    """The HTTP response headers behind an exception, lower-cased (for Retry-After)."""
+    for source in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+        getattr(exc, "headers", None),
+    ):
+        if isinstance(source, Mapping) or hasattr(source, "items"):
+            items: Any = source.items()  # type: ignore[union-attr]
+            return {str(k).lower(): str(v) for k, v in items}
+    return {}
+
+
+def scrub(text: str, api_key: str | None) -> str:
+    """``text`` with the API key, and anything shaped like a key, masked."""
+    if api_key:
+        text = text.replace(api_key, "***")
+    return _KEYLIKE.sub(r"\1***", text)

@@ -1,0 +1,76 @@
+"""usage: make ``Finish`` carry the call's token usage, and say where it came from.
+
+consumes: ``Chunk`` events that carry usage (whether they came before or
+    after the finish chunk), ``Finish``
+emits: ``Finish`` with ``input_tokens``, ``output_tokens``, ``cached_tokens``
+    and ``usage_source``: ``provider`` when the provider reported usage,
+    ``estimated`` when it did not (then counted as characters / 4 of the
+    request and of the answer)
+passes through: every other event
+buffers: nothing (it remembers the latest usage it saw)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import msgspec
+
+from pipeline.events import Chunk, Event, Finish, TextDelta, ToolCall
+from pipeline.stage import Context, Stage, closing, stage
+from pipeline.tokens import estimate_request_tokens
+
+__all__ = ["parse_usage", "usage"]
+
+
+def usage() -> Stage:
+    async def run(upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
+        reported: tuple[int, int, int] | None = None
+        estimated = False
+        output_chars = 0
+        async with closing(upstream) as events:
+            async for ev in events:
+                if type(ev) is TextDelta:
+                    output_chars += len(ev.text)
+                    yield ev
+                elif type(ev) is Chunk and ev.usage is not None:
+                    counts = parse_usage(ev.usage)
+                    if counts != (0, 0, 0):
+                        reported, estimated = counts, ev.usage_estimated
+                elif type(ev) is Finish:
+                    if reported is not None:
+                        source = "estimated" if estimated else "provider"
+                        inp, out, cached = reported
+                    else:
+                        source = "estimated"
+                        inp, cached = estimate_request_tokens(ctx.request), 0
+                        out = (output_chars + 3) // 4
+                    yield msgspec.structs.replace(
+                        ev,
+                        input_tokens=inp,
+                        output_tokens=out,
+                        cached_tokens=cached,
+                        usage_source=source,
+                    )
+                else:
+                    if type(ev) is ToolCall:
+                        output_chars += len(ev.name) + len(msgspec.json.encode(ev.arguments))
+                    yield ev
+
+    return stage("usage", run)
+
+
+def parse_usage(u: Mapping[str, Any]) -> tuple[int, int, int]:
+    """``(input, output, cached)`` from an OpenAI- or Anthropic-shaped usage mapping."""
+    inp = _int(u.get("prompt_tokens", u.get("input_tokens")))
+    out = _int(u.get("completion_tokens", u.get("output_tokens")))
+    details = u.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+    if not cached:
+        cached = _int(u.get("cache_read_input_tokens"))
+    return inp, out, cached
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

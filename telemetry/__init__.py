@@ -1,0 +1,1 @@
+"""Telemetry for llmpipe (spans per stage, GenAI conventions): see the telemetry issue."""

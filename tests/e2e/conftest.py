@@ -1,0 +1,47 @@
+"""End-to-end fixtures: one loopback fake provider per test session, reset per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline import Pipeline, Request
+from pipeline.testing import FakeProvider
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[FakeProvider]:
+    with FakeProvider() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(_server: FakeProvider) -> Iterator[FakeProvider]:
+    _server.reset()
+    yield _server
+    _server.reset()
+
+
+@pytest.fixture
+def pipe() -> Pipeline:
+    return Pipeline.default()
+
+
+def fields_for(fake: FakeProvider, **fields: Any) -> dict[str, Any]:
+    """Request fields aimed at the fake provider, as a plain dict (not yet validated)."""
+    base: dict[str, Any] = {
+        "model": "openai/fake-model",
+        "messages": [{"role": "user", "content": "hi"}],
+        "api_base": fake.base_url,
+        "api_key": "sk-test-key-not-real",
+    }
+    base.update(fields)
+    return base
+
+
+@pytest.fixture
+def request_to(fake: FakeProvider):  # type: ignore[no-untyped-def]
+    """``request_to(**fields)``: a Request aimed at the fake provider."""
+    return lambda **fields: Request(**fields_for(fake, **fields))

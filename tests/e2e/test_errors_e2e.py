@@ -1,0 +1,85 @@
+"""Provider failures arrive as typed ``pipeline.errors``, after exactly one request."""
+
+import pytest
+
+from pipeline import Pipeline
+from pipeline.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ContextWindowExceeded,
+    ModelNotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+from pipeline.testing import FakeProvider, Reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected", "status"),
+    [
+        (
+            Reply.error(429, "Rate limit reached", headers={"retry-after-ms": "1500"}),
+            RateLimited,
+            429,
+        ),
+        (Reply.error(400, "bad things"), BadRequest, 400),
+        (
+            Reply.error(
+                400,
+                "This model's maximum context length is 8192 tokens",
+                code="context_length_exceeded",
+            ),
+            ContextWindowExceeded,
+            400,
+        ),
+        (
+            Reply.error(401, "Incorrect API key provided: sk-test-key-not-real"),
+            AuthenticationFailed,
+            401,
+        ),
+        (Reply.error(403, "forbidden"), AuthenticationFailed, 403),
+        (Reply.error(404, "model not found"), ModelNotFound, 404),
+        (Reply.error(500, "oops"), ProviderUnavailable, 500),
+        (Reply.error(503, "overloaded"), ProviderUnavailable, 503),
+        (Reply.error(529, "overloaded"), ProviderUnavailable, 529),
+    ],
+    ids=["429", "400", "context", "401", "403", "404", "500", "503", "529"],
+)
+async def test_status_maps_to_a_typed_error(
+    pipe: Pipeline,
+    fake: FakeProvider,
+    request_to,
+    reply: Reply,
+    expected: type[ProviderError],
+    status: int,
+) -> None:  # type: ignore[no-untyped-def]
+    fake.script(reply)
+    with pytest.raises(expected) as info:
+        await pipe.acomplete(request_to())
+    assert info.value.status_code == status
+    assert len(fake.requests) == 1
+    assert "sk-test-key-not-real" not in str(info.value)
+
+
+async def test_rate_limit_headers_are_kept_for_retry_after(
+    pipe: Pipeline, fake: FakeProvider, request_to
+) -> None:  # type: ignore[no-untyped-def]
+    fake.script(
+        Reply.error(429, "slow down", headers={"retry-after-ms": "1500", "retry-after": "2"})
+    )
+    with pytest.raises(RateLimited) as info:
+        await pipe.acomplete(request_to())
+    assert info.value.headers["retry-after-ms"] == "1500"
+    assert info.value.headers["retry-after"] == "2"
+    assert info.value.transient is True
+
+
+async def test_connection_refused_is_unavailable(pipe: Pipeline, request_to) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ProviderUnavailable):
+        await pipe.acomplete(request_to(api_base=f"http://127.0.0.1:{port}/v1"))
