@@ -20,6 +20,7 @@ from typing import TextIO
 from pipeline import errors
 from pipeline.core import Pipeline
 from pipeline.events import Event, Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
+from pipeline.policy import RetryPolicy
 from pipeline.request import Request
 
 __all__ = ["EXIT_CODES", "exit_code", "main"]
@@ -84,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="ask for a JSON object answer")
     run.add_argument("--max-tokens", type=int, default=4096, help="answer budget (default 4096)")
     run.add_argument("--api-base", help="base URL of any OpenAI-compatible server")
+    run.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="retries per cause (default: 10 for rate limits, 3 for transient errors and"
+        " empty answers; 0 disables retrying)",
+    )
     run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="as above")
 
     demo = sub.add_parser(
@@ -133,7 +141,11 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         max_tokens=args.max_tokens,
         api_base=args.api_base,
     )
-    async with Pipeline.default().stream(request) as events:
+    options = {}
+    if args.retries is not None:
+        n = max(args.retries, 0)
+        options["policy"] = RetryPolicy(rate_limit_retries=n, transient_retries=n, empty_retries=n)
+    async with Pipeline.default(**options).stream(request) as events:
         async for ev in events:
             show(ev, out, err)
     return 0

@@ -8,18 +8,33 @@ inside segments such as ``retry``. Names are unique across the whole tree.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.client import EventStream, Response, collect, run_sync
 from pipeline.errors import PipelineMisuse, StageNotFound
 from pipeline.events import Event
+from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
 from pipeline.stage import Context, Instrument, Segment, SharedState, Stage, run_stages
+from pipeline.tokens import TokenCounter
 
 __all__ = ["Pipeline"]
 
 _Edit = Callable[[tuple[Stage, ...], int], tuple[Stage, ...]]
+_OPTION_FIELDS = ("sleep", "clock", "instrument", "policy", "count_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What a pipeline hands every run besides its stages (``None``: the default)."""
+
+    sleep: Callable[[float], Awaitable[None]] | None = None
+    clock: Callable[[], float] | None = None
+    instrument: Instrument | None = None
+    policy: RetryPolicy | None = None
+    count_tokens: TokenCounter | None = None
 
 
 class Pipeline:
@@ -27,11 +42,12 @@ class Pipeline:
 
     ``sleep`` and ``clock`` are handed to every stage through the context
     (tests inject fakes); ``instrument`` wraps every stage run (telemetry);
-    ``shared`` is the state that outlives one request, kept by pipelines
-    derived from this one.
+    ``policy`` sets retries, timeouts and dumps; ``count_tokens`` estimates
+    request tokens when the provider reports none. ``shared`` is the state
+    that outlives one request, kept by the pipelines derived from this one.
     """
 
-    __slots__ = ("_clock", "_instrument", "_shared", "_sleep", "_stages")
+    __slots__ = ("_options", "_shared", "_stages")
 
     def __init__(
         self,
@@ -40,12 +56,12 @@ class Pipeline:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         clock: Callable[[], float] | None = None,
         instrument: Instrument | None = None,
+        policy: RetryPolicy | None = None,
+        count_tokens: TokenCounter | None = None,
         shared: SharedState | None = None,
     ) -> None:
         self._stages = tuple(stages)
-        self._sleep = sleep
-        self._clock = clock
-        self._instrument = instrument
+        self._options = Options(sleep, clock, instrument, policy, count_tokens)
         self._shared = shared if shared is not None else SharedState()
         seen: set[str] = set()
         for st in _walk(self._stages):
@@ -57,10 +73,17 @@ class Pipeline:
 
     @classmethod
     def default(cls, **options: Any) -> Pipeline:
-        """normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check)."""
+        """normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check).
+
+        Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``, ...).
+        """
         from pipeline.default import default_pipeline
 
         return default_pipeline(**options)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return self._options.policy or RetryPolicy()
 
     # --- inspection ------------------------------------------------------------
 
@@ -96,46 +119,41 @@ class Pipeline:
     def remove(self, name: str) -> Pipeline:
         return self._edit(name, lambda seq, i: (*seq[:i], *seq[i + 1 :]))
 
-    def with_options(
-        self,
-        *,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        clock: Callable[[], float] | None = None,
-        instrument: Instrument | None = None,
-    ) -> Pipeline:
-        """The same stages with another sleep, clock or instrument."""
-        return Pipeline(
-            self._stages,
-            sleep=sleep or self._sleep,
-            clock=clock or self._clock,
-            instrument=instrument or self._instrument,
-            shared=self._shared,
-        )
+    def with_options(self, **changes: Any) -> Pipeline:
+        """The same stages with other options (``sleep``, ``clock``, ``instrument``,
+        ``policy``, ``count_tokens``); the shared state is kept."""
+        return self._derive(self._stages, replace(self._options, **changes))
 
     def _edit(self, name: str, edit: _Edit) -> Pipeline:
         stages = _edit_in(self._stages, name, edit)
         if stages is None:
             raise StageNotFound(f"no stage named {name!r}; stages are {self.names}")
+        return self._derive(stages, self._options)
+
+    def _derive(self, stages: tuple[Stage, ...], options: Options) -> Pipeline:
         return Pipeline(
-            stages,
-            sleep=self._sleep,
-            clock=self._clock,
-            instrument=self._instrument,
-            shared=self._shared,
+            stages, shared=self._shared, **{f: getattr(options, f) for f in _OPTION_FIELDS}
         )
 
     # --- running ----------------------------------------------------------------
 
     def context(self, request: Request) -> Context:
         """A fresh per-request context."""
-        ctx = Context(request=request, profile=resolve(request.model, request.api_base))
-        ctx.shared = self._shared
-        if self._sleep is not None:
-            ctx.sleep = self._sleep
-        if self._clock is not None:
-            ctx.clock = self._clock
-        if self._instrument is not None:
-            ctx.instrument = self._instrument
+        ctx = Context(
+            request=request,
+            profile=resolve(request.model, request.api_base),
+            policy=self.policy,
+            shared=self._shared,
+        )
+        opts = self._options
+        if opts.sleep is not None:
+            ctx.sleep = opts.sleep
+        if opts.clock is not None:
+            ctx.clock = opts.clock
+        if opts.instrument is not None:
+            ctx.instrument = opts.instrument
+        if opts.count_tokens is not None:
+            ctx.count_tokens = opts.count_tokens
         return ctx
 
     def run(self, request: Request | Mapping[str, Any]) -> AsyncIterator[Event]:

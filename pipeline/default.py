@@ -6,13 +6,13 @@ cheap and the core never depends on ``stages``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pipeline.core import Pipeline
-from pipeline.stage import Instrument
 from stages.cache_tag import cache_tag
 from stages.dispatch import litellm_dispatch
 from stages.empty_check import empty_check
+from stages.litellm_tokens import count_request_tokens
 from stages.normalize import normalize
 from stages.reassemble import reassemble
 from stages.retry import retry
@@ -21,20 +21,19 @@ from stages.usage import usage
 __all__ = ["default_pipeline"]
 
 
-def default_pipeline(
-    *,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-    clock: Callable[[], float] | None = None,
-    instrument: Instrument | None = None,
-) -> Pipeline:
-    """normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check)."""
+def default_pipeline(**options: Any) -> Pipeline:
+    """normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check).
+
+    ``options`` are ``Pipeline``'s keyword options; token estimates default to
+    litellm's counter (off the event loop, offline), falling back to
+    characters / 4.
+    """
+    options.setdefault("count_tokens", count_request_tokens)
     return Pipeline(
         [
             normalize(),
             cache_tag(),
             retry(litellm_dispatch(), reassemble(), usage(), empty_check()),
         ],
-        sleep=sleep,
-        clock=clock,
-        instrument=instrument,
+        **options,
     )

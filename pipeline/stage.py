@@ -15,9 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pipeline.events import Event
+from pipeline.events import Chunk, Event
+from pipeline.policy import RetryPolicy
 from pipeline.profiles import Profile
 from pipeline.request import Request
+from pipeline.tokens import TokenCounter, estimate_tokens
 
 __all__ = [
     "Context",
@@ -27,6 +29,7 @@ __all__ = [
     "SharedState",
     "Stage",
     "StageFn",
+    "TokenCounter",
     "closing",
     "run_stages",
     "stage",
@@ -130,14 +133,21 @@ class Context:
     ``request`` is the request as the caller gave it (validated); stages see
     the request as shaped so far as the ``Request`` event in their upstream.
     ``sleep`` and ``clock`` are injectable so tests never really wait.
+    ``count_tokens`` estimates a request's tokens (for dumps and usage
+    backfill) off the event loop. ``recording``, when the retry segment sets
+    it to a list, receives every chunk dispatch produces in the current
+    attempt (for failed-request dumps).
     """
 
     request: Request
     profile: Profile
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     shared: SharedState = field(default_factory=SharedState)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
     instrument: Instrument = _call_plain
+    count_tokens: TokenCounter = estimate_tokens
+    recording: list[Chunk] | None = None
 
     def run(
         self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event]

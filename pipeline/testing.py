@@ -11,6 +11,7 @@ Anthropic streaming formats, for end-to-end tests through real LiteLLM.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ __all__ = [
     "ConnectionRecord",
     "Done",
     "Drop",
+    "FakeClock",
     "FakeProvider",
     "Finish",
     "Raw",
@@ -98,6 +100,27 @@ class ScriptedDispatch:
                     outcome = "finished"
                 finally:
                     self.outcomes.append(outcome)
+
+
+class FakeClock:
+    """Virtual time for ``Pipeline(sleep=..., clock=...)``: sleeping takes no time.
+
+    ``sleep(d)`` records ``d``, moves the clock ``d`` forward and yields to
+    the event loop once, so backoffs run in microseconds and tests can assert
+    exactly how long the pipeline would have waited (``sleeps``).
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
 
 
 def scripted(scripts: Iterable[Script], *, name: str = "dispatch") -> ScriptedDispatch:

@@ -7,14 +7,17 @@ arguments and ids, and tool schemas.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
 
 from pipeline.request import Request
 
-__all__ = ["estimate_message_tokens", "estimate_request_tokens"]
+__all__ = ["TokenCounter", "estimate_message_tokens", "estimate_request_tokens", "estimate_tokens"]
+
+#: ``(token count, method)`` for a request; method names how it was counted
+TokenCounter = Callable[[Request], Awaitable[tuple[int, str]]]
 
 
 def estimate_message_tokens(messages: Iterable[Mapping[str, Any]]) -> int:
@@ -44,3 +47,8 @@ def _chars_of_messages(messages: Iterable[Mapping[str, Any]]) -> int:
             fn = call.get("function") or {}
             chars += len(fn.get("name") or "") + len(fn.get("arguments") or "")
     return chars
+
+
+async def estimate_tokens(req: Request) -> tuple[int, str]:
+    """The default ``TokenCounter``: characters / 4, no tokenizer needed."""
+    return estimate_request_tokens(req), "estimate"

@@ -12,6 +12,10 @@ buffers: nothing
   seconds) and with the offline cost map, so nothing waits on the network;
 - the HTTP response is closed (``aclose``) on every exit path: end, error,
   ``break`` downstream, cancellation;
+- the policy's first-chunk and idle timeouts bound each pull from the
+  provider (a stall raises ``ProviderTimeout``, which is transient);
+- when the retry segment asks (``ctx.recording``), every chunk is recorded
+  for failed-request dumps;
 - litellm's exceptions become ``pipeline.errors`` here, and only here
   (``stages.litellm_errors``).
 """
@@ -22,15 +26,18 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
+from pipeline.errors import ProviderTimeout
 from pipeline.events import Chunk, Event, Request, ToolFragment
 from pipeline.stage import Context, Stage, closing, stage
 from stages.litellm_errors import translate
 
 __all__ = ["build_kwargs", "import_litellm", "litellm_dispatch", "to_chunk"]
+
+T = TypeVar("T")
 
 
 def litellm_dispatch() -> Stage:
@@ -41,12 +48,13 @@ def litellm_dispatch() -> Stage:
                     yield ev
                     continue
                 litellm = await import_litellm()
+                first = ctx.policy.first_chunk_timeout_s
                 try:
-                    response = await litellm.acompletion(**build_kwargs(ev))
+                    response = await _timed(litellm.acompletion(**build_kwargs(ev)), first, "first")
                 except Exception as exc:
                     raise translate(exc, ev) from _cause(exc, ev)
                 try:
-                    async for chunk in _chunks(litellm, response, ev):
+                    async for chunk in _chunks(response, ev, ctx):
                         yield chunk
                 finally:
                     await response.aclose()
@@ -54,20 +62,39 @@ def litellm_dispatch() -> Stage:
     return stage("dispatch", run)
 
 
-async def _chunks(litellm: ModuleType, response: Any, req: Request) -> AsyncIterator[Chunk]:
+async def _chunks(response: Any, req: Request, ctx: Context) -> AsyncIterator[Chunk]:
     """Pull provider chunks; errors are translated around the pull, never the yield."""
     stream = response.__aiter__()
+    timeout = ctx.policy.first_chunk_timeout_s
+    which = "first"
+    recording = ctx.recording
     while True:
         try:
-            raw = await stream.__anext__()
+            raw = await _timed(stream.__anext__(), timeout, which)
         except StopAsyncIteration:
             return
         except Exception as exc:
             raise translate(exc, req) from _cause(exc, req)
+        timeout, which = ctx.policy.idle_timeout_s, "next"
         chunk = to_chunk(raw)
-        if chunk.usage is not None and not _provider_reported_usage(litellm, response):
+        if chunk.usage is not None and not _provider_reported_usage(response):
             chunk = Chunk(usage=chunk.usage, usage_estimated=True, model=chunk.model)
+        if recording is not None:
+            recording.append(chunk)
         yield chunk
+
+
+async def _timed(awaitable: Awaitable[T], seconds: float | None, which: str) -> T:
+    """``awaitable`` within ``seconds`` (``None``: no limit), else ``ProviderTimeout``."""
+    if seconds is None:
+        return await awaitable
+    try:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    except TimeoutError:
+        raise ProviderTimeout(
+            f"no {which} chunk from the provider within {seconds}s (the stream stalled)"
+        ) from None
 
 
 def build_kwargs(req: Request) -> dict[str, Any]:
@@ -137,27 +164,19 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
-def _provider_reported_usage(litellm: ModuleType, response: Any) -> bool:
+def _provider_reported_usage(response: Any) -> bool:
     """Whether the provider itself reported usage, or litellm invented it.
 
-    With no usage from the server litellm yields an estimate that looks
-    real; its own ``calculate_total_usage`` over the raw chunks it kept is
-    zero in that case.
+    With no usage from the server litellm yields an estimate that looks real;
+    the raw chunks it keeps (``response.chunks``) then carry no usage at all.
     """
-    chunks = getattr(response, "chunks", None)
-    if not chunks:
-        return False
-    handler = sys.modules.get("litellm.litellm_core_utils.streaming_handler")
-    calculate = getattr(handler, "calculate_total_usage", None)
-    if calculate is None:
-        return True
-    total = calculate(chunks=chunks)
-    return bool(getattr(total, "prompt_tokens", 0) or getattr(total, "completion_tokens", 0))
+    chunks = getattr(response, "chunks", None) or ()
+    return any(getattr(c, "usage", None) is not None for c in chunks)
 
 
 def _cause(exc: BaseException, req: Request) -> BaseException | None:
     # Chain the original for debugging, unless its text carries the key.
-    if req.api_key and req.api_key in str(exc):
+    if isinstance(exc, ProviderTimeout) or (req.api_key and req.api_key in str(exc)):
         return None
     return exc
 
@@ -167,9 +186,11 @@ async def import_litellm() -> ModuleType:
     module = sys.modules.get("litellm")
     if module is not None and hasattr(module, "acompletion"):
         return module
-    # Without this, importing litellm fetches a cost map over the network
-    # and, offline, stalls for seconds. A value the user set wins.
+    # Without these, importing litellm fetches a cost map (and, on first
+    # Anthropic OAuth use, a beta-headers table) over the network, which
+    # offline stalls for seconds. A value the user set wins.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
     module = await asyncio.to_thread(importlib.import_module, "litellm")
     # litellm prints "Give Feedback / Get Help" banners on errors otherwise.
     setattr(module, "suppress_debug_info", True)  # noqa: B010

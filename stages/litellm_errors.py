@@ -61,6 +61,8 @@ _BY_CLASS: dict[str, type[ProviderError]] = {
 
 def translate(exc: BaseException, req: Request) -> ProviderError:
     """The ``pipeline.errors`` exception for an exception raised by litellm."""
+    if isinstance(exc, ProviderError):  # already ours (a timeout of this stage)
+        return exc
     status = _status(exc)
     cls = _classify(exc, status)
     message = scrub(_message(exc), req.api_key)

@@ -1,24 +1,74 @@
-"""retry: the segment that runs the call itself, and will run it again.
+"""retry: the segment that makes the call, and makes it again when that can help.
 
-consumes: ``Request`` (each one starts a run of the inner stages)
-emits: what the inner stages emit
+consumes: ``Request`` (each one starts attempts of the inner stages)
+emits: what the inner stages emit, and ``Retrying`` before every wait
 passes through: every other event
 buffers: nothing
 
-The inner stages (by default dispatch -> reassemble -> usage -> empty_check)
-are chained through ``ctx.run``, so they are instrumented like top-level
-stages, and found by name by ``Pipeline.replace`` and friends.
+Rules (``pipeline.policy`` has the numbers):
+
+- a failure is retried only while nothing reached the consumer: once a
+  ``TextDelta``, ``ReasoningDelta`` or ``ToolCall`` went downstream, a
+  retryable failure raises ``StreamInterrupted`` carrying the partial output,
+  so nothing is ever delivered twice;
+- rate limits, transient failures and empty answers have separate budgets;
+  when one runs out, ``RetriesExhausted`` is raised, chained from the last
+  failure; other errors are raised at once;
+- waits go through ``ctx.sleep``, and calls to one endpoint share a gate
+  (``stages.retry_gate``): a 429 makes every call to that endpoint wait;
+- an optional deadline bounds the whole call, waits included;
+- rate limits and empty answers are dumped when dumps are on
+  (``stages.dumps``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from pipeline.events import Event, Request
+from pipeline.errors import (
+    EmptyResponse,
+    PipelineError,
+    ProviderError,
+    ProviderTimeout,
+    RateLimited,
+    RetriesExhausted,
+    StreamInterrupted,
+)
+from pipeline.events import Event, ReasoningDelta, Request, Retrying, TextDelta, ToolCall
+from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
 from pipeline.stage import Context, Segment, Stage, closing
+from stages.dumps import dump_dir, dump_payload, write_dump
+from stages.retry_gate import gate_for
 
-__all__ = ["Retry", "retry"]
+__all__ = ["Retry", "cause_of", "retry"]
+
+log = logging.getLogger("llmpipe.retry")
+
+
+def cause_of(exc: BaseException) -> str | None:
+    """The retry budget a failure draws on, or ``None`` if it is not retried."""
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, EmptyResponse):
+        return "empty"
+    if isinstance(exc, ProviderError | PipelineError) and getattr(exc, "transient", False):
+        return "transient"
+    return None
+
+
+def delay_for(cause: str, exc: PipelineError, n: int, policy: RetryPolicy) -> tuple[float, bool]:
+    """``(seconds, server_given)`` before retry number ``n`` (from 0) of ``cause``."""
+    if cause == "empty":
+        return policy.empty_delay_s, False
+    headers = exc.headers if isinstance(exc, ProviderError) else None
+    delay = retry_delay(n, headers, base=policy.backoff_base_s, max_delay=policy.max_delay_s)
+    given = server_delay(headers) is not None
+    if policy.jitter and not given:
+        delay = jittered(delay, cap=policy.max_delay_s)
+    return delay, given
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +90,118 @@ class Retry:
                 if not isinstance(ev, Request):
                     yield ev
                     continue
-                async with closing(ctx.run(self.stages, _once(ev))) as attempt:
-                    async for out in attempt:
+                async with closing(self._attempts(ev, ctx)) as attempts:
+                    async for out in attempts:
                         yield out
+
+    async def _attempts(self, req: Request, ctx: Context) -> AsyncIterator[Event]:
+        policy = ctx.policy
+        used = {"rate_limited": 0, "transient": 0, "empty": 0}
+        deadline = None if policy.deadline_s is None else ctx.clock() + policy.deadline_s
+        gate = gate_for(ctx.shared, req, policy.max_in_flight)
+        dumps = dump_dir(policy.dump_dir)
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        delivered = False
+        attempt = 0
+        while True:
+            attempt += 1
+            ctx.recording = [] if dumps is not None else None
+            try:
+                async with (
+                    gate.slot(ctx.clock, ctx.sleep),
+                    closing(ctx.run(self.stages, _once(req))) as inner,
+                ):
+                    while True:
+                        try:
+                            ev = await _pull(inner, ctx, deadline)
+                        except StopAsyncIteration:
+                            break
+                        kind = type(ev)
+                        if kind is TextDelta:
+                            text.append(ev.text)  # type: ignore[union-attr]
+                            delivered = True
+                        elif kind is ToolCall:
+                            calls.append(ev)  # type: ignore[arg-type]
+                            delivered = True
+                        elif kind is ReasoningDelta:
+                            delivered = True
+                        yield ev
+                return
+            except PipelineError as exc:
+                cause = cause_of(exc)
+                if delivered and cause is not None:
+                    raise StreamInterrupted(
+                        f"the stream failed after content was delivered: {exc}",
+                        partial_text="".join(text),
+                        partial_tool_calls=calls,
+                        transient=True,
+                    ) from exc
+                if cause is None or policy.budget(cause) == 0:
+                    raise
+                if dumps is not None and cause in ("rate_limited", "empty"):
+                    await _dump(dumps, req, ctx, exc, cause, attempt)
+                if used[cause] >= policy.budget(cause):
+                    raise RetriesExhausted(
+                        f"{req.model}: gave up after {attempt} attempts ({cause}): {exc}",
+                        attempts=attempt,
+                        reason=cause,
+                    ) from exc
+                delay, given = delay_for(cause, exc, used[cause], policy)
+                used[cause] += 1
+                if deadline is not None and ctx.clock() + delay > deadline:
+                    raise RetriesExhausted(
+                        f"{req.model}: the {policy.deadline_s}s deadline leaves no time to"
+                        f" wait {delay:.1f}s and retry ({cause}): {exc}",
+                        attempts=attempt,
+                        reason="deadline",
+                    ) from exc
+                if cause == "rate_limited" or given:
+                    gate.block(ctx.clock() + delay)
+                log.warning(
+                    "%s: %s (%s); retrying in %.1fs (retry %d of %d)",
+                    req.model,
+                    cause,
+                    exc,
+                    delay,
+                    used[cause],
+                    policy.budget(cause),
+                )
+            finally:
+                ctx.recording = None
+            yield Retrying(attempt=attempt, delay_s=delay, reason=cause)
+            await ctx.sleep(delay)
+
+
+async def _pull(inner: AsyncIterator[Event], ctx: Context, deadline: float | None) -> Event:
+    """The next event; the deadline bounds the pull, never the yield."""
+    if deadline is None:
+        return await inner.__anext__()
+    remaining = deadline - ctx.clock()
+    try:
+        async with asyncio.timeout(max(remaining, 0.0)):
+            return await inner.__anext__()
+    except TimeoutError:
+        raise ProviderTimeout(f"the call's deadline passed ({ctx.policy.deadline_s}s)") from None
+
+
+async def _dump(
+    directory: object, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: int
+) -> None:
+    from pathlib import Path
+
+    assert isinstance(directory, Path)
+    payload = dump_payload(
+        request=req,
+        error_kind=cause,
+        error=str(exc),
+        attempt=attempt,
+        tokens=await ctx.count_tokens(req),
+        chunks=ctx.recording or (),
+    )
+    path = await write_dump(directory, payload, max_files=ctx.policy.max_dumps)
+    if path is not None:
+        log.warning("%s: failed request dumped to %s", req.model, path)
 
 
 def retry(*stages: Stage) -> Retry:

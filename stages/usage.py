@@ -4,8 +4,8 @@ consumes: ``Chunk`` events that carry usage (whether they came before or
     after the finish chunk), ``Finish``
 emits: ``Finish`` with ``input_tokens``, ``output_tokens``, ``cached_tokens``
     and ``usage_source``: ``provider`` when the provider reported usage,
-    ``estimated`` when it did not (then counted as characters / 4 of the
-    request and of the answer)
+    ``estimated`` when it did not (then the request is counted with
+    ``ctx.count_tokens`` and the answer as characters / 4)
 passes through: every other event
 buffers: nothing (it remembers the latest usage it saw)
 """
@@ -19,7 +19,6 @@ import msgspec
 
 from pipeline.events import Chunk, Event, Finish, TextDelta, ToolCall
 from pipeline.stage import Context, Stage, closing, stage
-from pipeline.tokens import estimate_request_tokens
 
 __all__ = ["parse_usage", "usage"]
 
@@ -44,8 +43,8 @@ def usage() -> Stage:
                         inp, out, cached = reported
                     else:
                         source = "estimated"
-                        inp, cached = estimate_request_tokens(ctx.request), 0
-                        out = (output_chars + 3) // 4
+                        inp, _method = await ctx.count_tokens(ctx.request)
+                        cached, out = 0, (output_chars + 3) // 4
                     yield msgspec.structs.replace(
                         ev,
                         input_tokens=inp,

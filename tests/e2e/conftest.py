@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from pipeline import Pipeline, Request
-from pipeline.testing import FakeProvider
+from pipeline.policy import RetryPolicy
+from pipeline.testing import FakeClock, FakeProvider
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +26,21 @@ def fake(_server: FakeProvider) -> Iterator[FakeProvider]:
 
 
 @pytest.fixture
-def pipe() -> Pipeline:
-    return Pipeline.default()
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def pipe(clock: FakeClock) -> Pipeline:
+    """The default pipeline, on virtual time: backoffs are recorded, not waited."""
+    return Pipeline.default(sleep=clock.sleep, clock=clock.time)
+
+
+@pytest.fixture
+def no_retry(clock: FakeClock) -> Pipeline:
+    """The default pipeline with every retry budget at zero."""
+    policy = RetryPolicy(rate_limit_retries=0, transient_retries=0, empty_retries=0)
+    return Pipeline.default(sleep=clock.sleep, clock=clock.time, policy=policy)
 
 
 def fields_for(fake: FakeProvider, **fields: Any) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from pipeline.testing import FakeProvider, Reply
     ids=["429", "400", "context", "401", "403", "404", "500", "503", "529"],
 )
 async def test_status_maps_to_a_typed_error(
-    pipe: Pipeline,
+    no_retry: Pipeline,
     fake: FakeProvider,
     request_to,
     reply: Reply,
@@ -56,30 +56,30 @@ async def test_status_maps_to_a_typed_error(
 ) -> None:  # type: ignore[no-untyped-def]
     fake.script(reply)
     with pytest.raises(expected) as info:
-        await pipe.acomplete(request_to())
+        await no_retry.acomplete(request_to())
     assert info.value.status_code == status
     assert len(fake.requests) == 1
     assert "sk-test-key-not-real" not in str(info.value)
 
 
 async def test_rate_limit_headers_are_kept_for_retry_after(
-    pipe: Pipeline, fake: FakeProvider, request_to
+    no_retry: Pipeline, fake: FakeProvider, request_to
 ) -> None:  # type: ignore[no-untyped-def]
     fake.script(
         Reply.error(429, "slow down", headers={"retry-after-ms": "1500", "retry-after": "2"})
     )
     with pytest.raises(RateLimited) as info:
-        await pipe.acomplete(request_to())
+        await no_retry.acomplete(request_to())
     assert info.value.headers["retry-after-ms"] == "1500"
     assert info.value.headers["retry-after"] == "2"
     assert info.value.transient is True
 
 
-async def test_connection_refused_is_unavailable(pipe: Pipeline, request_to) -> None:  # type: ignore[no-untyped-def]
+async def test_connection_refused_is_unavailable(no_retry: Pipeline, request_to) -> None:  # type: ignore[no-untyped-def]
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(ProviderUnavailable):
-        await pipe.acomplete(request_to(api_base=f"http://127.0.0.1:{port}/v1"))
+        await no_retry.acomplete(request_to(api_base=f"http://127.0.0.1:{port}/v1"))

@@ -210,11 +210,12 @@ async def test_no_usage_from_the_provider_is_labelled_estimated(
 
 
 async def test_empty_stream_raises_empty_response(
-    pipe: Pipeline, fake: FakeProvider, request_to
+    no_retry: Pipeline, fake: FakeProvider, request_to
 ) -> None:  # type: ignore[no-untyped-def]
     fake.script(Reply.empty())
     with pytest.raises(EmptyResponse):
-        await pipe.acomplete(request_to())
+        await no_retry.acomplete(request_to())
+    assert len(fake.requests) == 1
 
 
 async def test_length_with_no_content_is_returned_not_raised(

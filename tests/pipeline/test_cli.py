@@ -76,7 +76,10 @@ def test_failures_exit_with_a_code_per_kind_and_one_clear_line(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     fake.script(reply)
-    assert cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "hi"]) == code
+    assert (
+        cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "--retries", "0", "hi"])
+        == code
+    )
     err = capsys.readouterr().err
     assert err.startswith("llmpipe: error: ")
     assert "Traceback" not in err

@@ -1,0 +1,140 @@
+"""How a call is retried, timed out and dumped: ``RetryPolicy`` and the delay rule.
+
+Each cause has its own budget, so a run of 429s cannot eat the budget meant
+for dropped connections, and the three together bound the worst case:
+
+- rate limited (429): 10 retries; the server's ``retry-after-ms``, else
+  ``retry-after`` (seconds or HTTP-date), else ``2 * 2**n`` with jitter;
+- transient (connection errors, 5xx, timeouts, a stream dropped before
+  content): 3 retries; the server's wait if it gave one, else ``2 * 2**n``
+  with jitter;
+- empty response: 3 retries, a fixed 1 s apart.
+
+Every wait is capped at 120 s.
+
+``retry_delay`` is a pure function of the attempt number, the response
+headers and the time now; jitter is applied separately (``jittered``) and
+only to computed backoff, never to a wait the server asked for.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["RetryPolicy", "jittered", "retry_delay", "server_delay"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Retry budgets, delays, timeouts and failed-request dumps of one pipeline.
+
+    Timeouts are in seconds; ``None`` means no limit.
+    ``first_chunk_timeout_s``: from sending the request to the first chunk.
+    ``idle_timeout_s``: between two chunks.
+    ``deadline_s``: the whole call, every attempt and wait included.
+    ``max_in_flight``: calls to one endpoint running at once (``None``: any).
+    ``dump_dir``: where failed requests are dumped (also ``LLMPIPE_DUMP_DIR``);
+    ``None`` and no variable means no dumps.
+    """
+
+    rate_limit_retries: int = 10
+    transient_retries: int = 3
+    empty_retries: int = 3
+    backoff_base_s: float = 2.0
+    max_delay_s: float = 120.0
+    empty_delay_s: float = 1.0
+    jitter: bool = True
+    first_chunk_timeout_s: float | None = None
+    idle_timeout_s: float | None = None
+    deadline_s: float | None = None
+    max_in_flight: int | None = None
+    dump_dir: str | Path | None = None
+    max_dumps: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("rate_limit_retries", "transient_retries", "empty_retries", "max_dumps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"RetryPolicy.{name} must be >= 0")
+        for name in ("first_chunk_timeout_s", "idle_timeout_s", "deadline_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"RetryPolicy.{name} must be > 0 or None")
+        if self.max_in_flight is not None and self.max_in_flight < 1:
+            raise ValueError("RetryPolicy.max_in_flight must be >= 1 or None")
+
+    def budget(self, cause: str) -> int:
+        """How many retries ``cause`` (rate_limited, transient, empty) may use."""
+        return {
+            "rate_limited": self.rate_limit_retries,
+            "transient": self.transient_retries,
+            "empty": self.empty_retries,
+        }[cause]
+
+
+def retry_delay(
+    attempt: int,
+    headers: Mapping[str, str] | None = None,
+    *,
+    base: float = 2.0,
+    max_delay: float = 120.0,
+    now: Callable[[], float] = time.time,
+) -> float:
+    """Seconds to wait before retry number ``attempt + 1`` (``attempt`` counts from 0).
+
+    The server's word first: ``retry-after-ms``, then ``retry-after`` as
+    seconds (fractions allowed) or as an HTTP-date; a value that does not
+    parse falls through to the next rule, a negative one clamps to 0. Else
+    exponential backoff, ``base * 2**attempt``. Everything caps at
+    ``max_delay``.
+    """
+    given = server_delay(headers, now=now)
+    if given is not None:
+        return min(given, max_delay)
+    return min(base * math.pow(2, attempt), max_delay)
+
+
+def server_delay(
+    headers: Mapping[str, str] | None, *, now: Callable[[], float] = time.time
+) -> float | None:
+    """The wait the server asked for in its headers, or ``None`` if it asked for none."""
+    if not headers:
+        return None
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    millis = _number(lower.get("retry-after-ms"))
+    if millis is not None:
+        return max(0.0, millis / 1000.0)
+    raw = lower.get("retry-after")
+    seconds = _number(raw)
+    if seconds is not None:
+        return max(0.0, seconds)
+    if raw:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return max(0.0, when.timestamp() - now())
+    return None
+
+
+def jittered(
+    delay: float, *, rand: Callable[[], float] = random.random, cap: float = math.inf
+) -> float:
+    """``delay`` spread over [0.5, 1.5) times itself (capped), so clients that
+    failed together do not all come back together."""
+    return min(delay * (0.5 + rand()), cap)
+
+
+def _number(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
