@@ -244,3 +244,13 @@ async def test_fifty_concurrent_calls_share_one_backoff(fake: FakeProvider, requ
     # 50 answers + the first burst of 429s: the constant is max_in_flight. Without
     # the shared gate every call would meet its own 429 (100 requests).
     assert len(fake.requests) == 50 + in_flight
+
+
+@pytest.mark.parametrize("status", [408, 504])
+async def test_litellm_timeouts_are_transient(
+    pipe: Pipeline, fake: FakeProvider, request_to, status: int
+) -> None:
+    # litellm raises litellm.exceptions.Timeout for these, which is not an APIConnectionError.
+    fake.script(Reply.error(status, "timed out"), Reply.text("second time lucky"))
+    resp = await pipe.acomplete(request_to())
+    assert (resp.text, resp.retries, len(fake.requests)) == ("second time lucky", 1, 2)
