@@ -16,13 +16,14 @@ from stages.litellm_tokens import count_request_tokens
 from stages.normalize import normalize
 from stages.reassemble import reassemble
 from stages.retry import retry
+from stages.tool_compat import tool_compat
 from stages.usage import usage
 
 __all__ = ["default_pipeline"]
 
 
 def default_pipeline(**options: Any) -> Pipeline:
-    """normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check).
+    """normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
 
     ``options`` are ``Pipeline``'s keyword options; token estimates default to
     litellm's counter (off the event loop, offline), falling back to
@@ -33,7 +34,7 @@ def default_pipeline(**options: Any) -> Pipeline:
         [
             normalize(),
             cache_tag(),
-            retry(litellm_dispatch(), reassemble(), usage(), empty_check()),
+            retry(tool_compat(litellm_dispatch()), reassemble(), usage(), empty_check()),
         ],
         **options,
     )

@@ -1,43 +1,142 @@
 """Provider profiles: what is special about a provider, as one data table.
 
 A generic stage never tests a model name; it asks the request's profile
-(``ctx.profile``). Adding a provider means adding a row to ``PROFILES``.
+(``ctx.profile``). Adding a provider means adding a row to ``PROFILES``
+(and, rarely, a small pure function here). Rows are matched first by an
+``api_base`` marker (an endpoint can need its own quirks whatever the model),
+then by model prefix, case-insensitively; the first match wins.
+
+An explicit ``api_base`` always wins over a profile's default; only its
+normalisation (``strip_base_suffix``) still applies.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
 
-__all__ = ["DEFAULT", "PROFILES", "Profile", "resolve"]
+__all__ = ["DEFAULT", "PROFILES", "Profile", "apply_profile", "resolve"]
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """The quirks of one provider family.
+    """The quirks of one provider family (every field defaults to "no quirk").
 
-    ``prefixes`` are matched against the start of the model string.
-    ``cache_control``: the provider accepts ``cache_control`` on the system
-    message (Anthropic natively; MiniMax and Z.ai/GLM pass it through).
+    - ``prefixes`` / ``base_markers``: model prefixes and ``api_base``
+      substrings that select the row;
+    - ``rewrite``: ``(old_prefix, new_prefix)`` applied to the model string;
+    - ``default_api_base``: used when the caller gives none;
+    - ``strip_base_suffix``: removed from the end of any ``api_base``;
+    - ``cache_control``: the provider accepts ``cache_control`` on the system
+      message; ``cache_routes``: for routers, the routed models that do;
+    - ``streaming``: ``stream``, or ``simulated`` (dispatched without
+      streaming, played back as a stream of the same events);
+    - ``drop_params``: request parameters the backend rejects;
+      ``extra_params``: parameters it needs (the caller's ``extra`` wins);
+    - ``default_system``: a system prompt to send when the caller gives none;
+    - ``tool_compat_errors``: error texts meaning "this model cannot use
+      native tools here", which switch the model to tool-compat mode.
     """
 
     name: str
     prefixes: tuple[str, ...] = ()
+    base_markers: tuple[str, ...] = ()
+    rewrite: tuple[str, str] | None = None
+    default_api_base: str | None = None
+    strip_base_suffix: str | None = None
     cache_control: bool = False
+    cache_routes: tuple[str, ...] = ()
+    streaming: Literal["stream", "simulated"] = "stream"
+    drop_params: frozenset[str] = frozenset()
+    extra_params: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
+    default_system: str | None = None
+    tool_compat_errors: tuple[str, ...] = ()
+
+    @property
+    def tool_compat(self) -> bool:
+        return bool(self.tool_compat_errors)
 
 
-#: first match wins; ``DEFAULT`` when none matches
 PROFILES: tuple[Profile, ...] = (
-    Profile("anthropic", ("anthropic/", "claude-"), cache_control=True),
-    Profile("minimax", ("minimax/", "minimax-", "MiniMax-"), cache_control=True),
-    Profile("zai", ("zai-glm", "glm-"), cache_control=True),
+    # The ChatGPT Codex backend (a Responses API behind chatgpt.com) takes
+    # neither max_tokens nor stream_options, must not store, and needs
+    # instructions (a system prompt) on every call.
+    Profile(
+        "codex",
+        base_markers=("chatgpt.com/backend-api/codex",),
+        drop_params=frozenset({"max_tokens", "stream_options"}),
+        extra_params=MappingProxyType({"store": False}),
+        default_system="You are a helpful assistant.",
+    ),
+    Profile("anthropic", prefixes=("anthropic/", "claude-"), cache_control=True),
+    # Kimi for Coding speaks Anthropic's API at /coding; litellm appends
+    # /v1/messages, so a saved ".../v1" base must lose its suffix.
+    Profile(
+        "kimi",
+        prefixes=("kimi/",),
+        rewrite=("kimi/", "anthropic/"),
+        default_api_base="https://api.kimi.com/coding",
+        strip_base_suffix="/v1",
+        cache_control=True,
+    ),
+    # litellm's MiniMax stream parser fails on chunks without an "id".
+    Profile(
+        "minimax",
+        prefixes=("minimax/", "minimax-"),
+        default_api_base="https://api.minimax.io/v1",
+        cache_control=True,
+        streaming="simulated",
+    ),
+    Profile("zai", prefixes=("zai-glm", "glm-"), cache_control=True),
+    Profile(
+        "openrouter",
+        prefixes=("openrouter/",),
+        base_markers=("openrouter.ai/api/v1",),
+        default_api_base="https://openrouter.ai/api/v1",
+        cache_routes=("anthropic/", "google/gemini", "z-ai/", "minimax/"),
+        tool_compat_errors=(
+            "no endpoints found that support tool use",
+            "no endpoints available that support tool use",
+            "provider routing",
+        ),
+    ),
+    # litellm's chat endpoint for Ollama is ollama_chat/ (ollama/ is completion).
+    Profile("ollama", prefixes=("ollama/",), rewrite=("ollama/", "ollama_chat/")),
 )
 
 DEFAULT = Profile("default")
 
 
 def resolve(model: str, api_base: str | None = None) -> Profile:
-    """The profile for a model string (``api_base`` is taken into account later)."""
-    for profile in PROFILES:
-        if model.startswith(profile.prefixes):
-            return profile
-    return DEFAULT
+    """The profile for a model string and (optional) base URL."""
+    base = (api_base or "").lower()
+    lower = model.lower()
+    row = next((p for p in PROFILES if base and any(m in base for m in p.base_markers)), None)
+    if row is None:
+        row = next((p for p in PROFILES if lower.startswith(p.prefixes)), DEFAULT)
+    if row.cache_routes and not row.cache_control:
+        route = lower.split("/", 1)[1] if "/" in lower else lower
+        if route.startswith(row.cache_routes):
+            row = dataclasses.replace(row, cache_control=True)
+    return row
+
+
+def apply_profile(profile: Profile, model: str, api_base: str | None) -> tuple[str, str | None]:
+    """``(model, api_base)`` as the provider must receive them."""
+    if profile.rewrite is not None:
+        old, new = profile.rewrite
+        if model.lower().startswith(old):
+            model = new + model[len(old) :]
+    if api_base:
+        suffix = profile.strip_base_suffix
+        trimmed = api_base.rstrip("/")
+        if suffix and trimmed.endswith(suffix):
+            api_base = trimmed[: -len(suffix)]
+    else:
+        api_base = profile.default_api_base
+    return model, api_base

@@ -7,7 +7,9 @@ buffers: nothing
 
 - ``litellm.acompletion(stream=True, stream_options={"include_usage": True},
   max_retries=0)``: litellm's own retries are off, retrying is the pipeline's
-  job, once;
+  job, once; the profile's ``drop_params`` / ``extra_params`` apply;
+- where the profile says streaming is broken (``streaming="simulated"``),
+  one non-streamed call, played back as the chunks of a stream;
 - litellm is imported on first use, on a worker thread (the import takes
   seconds) and with the offline cost map, so nothing waits on the network;
 - the HTTP response is closed (``aclose``) on every exit path: end, error,
@@ -26,16 +28,18 @@ import asyncio
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable
 from types import ModuleType
 from typing import Any, TypeVar
 
 from pipeline.errors import ProviderTimeout
-from pipeline.events import Chunk, Event, Request, ToolFragment
+from pipeline.events import Chunk, Event, Request
+from pipeline.profiles import DEFAULT, Profile
 from pipeline.stage import Context, Stage, closing, stage
+from stages.litellm_chunks import provider_reported_usage, response_chunks, to_chunk
 from stages.litellm_errors import translate
 
-__all__ = ["build_kwargs", "import_litellm", "litellm_dispatch", "to_chunk"]
+__all__ = ["build_kwargs", "close_clients", "import_litellm", "litellm_dispatch"]
 
 T = TypeVar("T")
 
@@ -48,9 +52,14 @@ def litellm_dispatch() -> Stage:
                     yield ev
                     continue
                 litellm = await import_litellm()
+                kwargs = build_kwargs(ev, ctx.profile)
+                if ctx.profile.streaming == "simulated":
+                    for chunk in await _whole(litellm, kwargs, ev, ctx):
+                        yield chunk
+                    continue
                 first = ctx.policy.first_chunk_timeout_s
                 try:
-                    response = await _timed(litellm.acompletion(**build_kwargs(ev)), first, "first")
+                    response = await _timed(litellm.acompletion(**kwargs), first, "first")
                 except Exception as exc:
                     raise translate(exc, ev) from _cause(exc, ev)
                 try:
@@ -77,11 +86,28 @@ async def _chunks(response: Any, req: Request, ctx: Context) -> AsyncIterator[Ch
             raise translate(exc, req) from _cause(exc, req)
         timeout, which = ctx.policy.idle_timeout_s, "next"
         chunk = to_chunk(raw)
-        if chunk.usage is not None and not _provider_reported_usage(response):
+        if chunk.usage is not None and not provider_reported_usage(response):
             chunk = Chunk(usage=chunk.usage, usage_estimated=True, model=chunk.model)
         if recording is not None:
             recording.append(chunk)
         yield chunk
+
+
+async def _whole(
+    litellm: ModuleType, kwargs: dict[str, Any], req: Request, ctx: Context
+) -> list[Chunk]:
+    """A non-streamed call, played back as the chunks of a stream."""
+    kwargs = {k: v for k, v in kwargs.items() if k not in ("stream", "stream_options")}
+    try:
+        response = await _timed(
+            litellm.acompletion(**kwargs), ctx.policy.first_chunk_timeout_s, "first"
+        )
+    except Exception as exc:
+        raise translate(exc, req) from _cause(exc, req)
+    chunks = response_chunks(response)
+    if ctx.recording is not None:
+        ctx.recording.extend(chunks)
+    return chunks
 
 
 async def _timed(awaitable: Awaitable[T], seconds: float | None, which: str) -> T:
@@ -97,9 +123,10 @@ async def _timed(awaitable: Awaitable[T], seconds: float | None, which: str) -> 
         ) from None
 
 
-def build_kwargs(req: Request) -> dict[str, Any]:
+def build_kwargs(req: Request, profile: Profile = DEFAULT) -> dict[str, Any]:
     """The keyword arguments of ``litellm.acompletion`` for a normalized request."""
     kwargs: dict[str, Any] = {
+        **profile.extra_params,
         **req.extra,
         "model": req.model,
         "messages": req.messages,
@@ -117,61 +144,9 @@ def build_kwargs(req: Request) -> dict[str, Any]:
         kwargs["api_key"] = req.api_key
     if req.api_base:
         kwargs["api_base"] = req.api_base
+    for name in profile.drop_params:
+        kwargs.pop(name, None)
     return kwargs
-
-
-def to_chunk(raw: Any) -> Chunk:
-    """A litellm ``ModelResponseStream`` as a provider-neutral ``Chunk``."""
-    text = reasoning = ""
-    fragments: tuple[ToolFragment, ...] = ()
-    finish: str | None = None
-    choices = raw.choices
-    if choices:
-        choice = choices[0]
-        delta = choice.delta
-        if delta is not None:
-            text = delta.content or ""
-            reasoning = getattr(delta, "reasoning_content", None) or ""
-            if delta.tool_calls:
-                fragments = tuple(_fragment(tc) for tc in delta.tool_calls)
-        finish = choice.finish_reason
-    usage = getattr(raw, "usage", None)
-    return Chunk(
-        text=text,
-        reasoning=reasoning,
-        tool_fragments=fragments,
-        finish_reason=finish,
-        usage=_usage_dict(usage) if usage is not None else None,
-        model=getattr(raw, "model", None) or "",
-    )
-
-
-def _fragment(tc: Any) -> ToolFragment:
-    fn = tc.function
-    return ToolFragment(
-        index=tc.index,
-        id=tc.id or None,
-        name=(fn.name or None) if fn is not None else None,
-        arguments=(fn.arguments or "") if fn is not None else "",
-    )
-
-
-def _usage_dict(usage: Any) -> dict[str, Any]:
-    if isinstance(usage, Mapping):
-        return dict(usage)
-    dump = getattr(usage, "model_dump", None)
-    data = dump() if dump is not None else vars(usage)
-    return {k: v for k, v in data.items() if v is not None}
-
-
-def _provider_reported_usage(response: Any) -> bool:
-    """Whether the provider itself reported usage, or litellm invented it.
-
-    With no usage from the server litellm yields an estimate that looks real;
-    the raw chunks it keeps (``response.chunks``) then carry no usage at all.
-    """
-    chunks = getattr(response, "chunks", None) or ()
-    return any(getattr(c, "usage", None) is not None for c in chunks)
 
 
 def _cause(exc: BaseException, req: Request) -> BaseException | None:
@@ -195,3 +170,16 @@ async def import_litellm() -> ModuleType:
     # litellm prints "Give Feedback / Get Help" banners on errors otherwise.
     setattr(module, "suppress_debug_info", True)  # noqa: B010
     return module
+
+
+async def close_clients() -> None:
+    """Close the HTTP clients litellm keeps for the running event loop.
+
+    litellm pools connections per event loop; call this before a loop you
+    made ends (``asyncio.run`` in a CLI, a test's loop) so no connection is
+    left to the garbage collector. A no-op when litellm was never imported.
+    """
+    module = sys.modules.get("litellm")
+    close = getattr(module, "close_litellm_async_clients", None)
+    if close is not None:
+        await close()

@@ -1,10 +1,12 @@
-"""normalize: shape the caller's request into what every provider accepts.
+"""normalize: shape the caller's request into what its provider accepts.
 
 consumes: ``Request``
 emits: the normalized ``Request``
 passes through: every other event
 buffers: nothing
 
+- the provider profile (``ctx.profile``): model rewrite, default or
+  normalised ``api_base``, a default system prompt where one is required;
 - system prompts first: ``Request.system`` becomes the first message, and
   system messages found later in the list move up behind it, in order;
 - JSON mode as an instruction appended to the system prompt (one is created
@@ -27,6 +29,7 @@ from typing import Any
 import msgspec
 
 from pipeline.events import Event, Request
+from pipeline.profiles import DEFAULT, Profile, apply_profile
 from pipeline.request import ToolSpec
 from pipeline.stage import Context, Stage, closing, stage
 
@@ -39,13 +42,14 @@ def normalize() -> Stage:
     async def run(upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
         async with closing(upstream) as events:
             async for ev in events:
-                yield normalize_request(ev) if isinstance(ev, Request) else ev
+                yield normalize_request(ev, ctx.profile) if isinstance(ev, Request) else ev
 
     return stage("normalize", run)
 
 
-def normalize_request(req: Request) -> Request:
+def normalize_request(req: Request, profile: Profile = DEFAULT) -> Request:
     """The pure function behind the stage."""
+    model, api_base = apply_profile(profile, req.model, req.api_base)
     systems: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
     if req.system:
@@ -55,6 +59,8 @@ def normalize_request(req: Request) -> Request:
             systems.append(m)
         elif not _is_ghost(m):
             others.append(m)
+    if profile.default_system and not systems:
+        systems.append({"role": "system", "content": profile.default_system})
     if req.json_mode:
         if systems:
             systems[0] = _append_instruction(systems[0])
@@ -62,7 +68,13 @@ def normalize_request(req: Request) -> Request:
             systems.append({"role": "system", "content": JSON_INSTRUCTION.strip()})
     tools = [_normalize_tool(t) for t in req.tools] if req.tools else None
     return msgspec.structs.replace(
-        req, messages=systems + others, system=None, json_mode=False, tools=tools
+        req,
+        model=model,
+        api_base=api_base,
+        messages=systems + others,
+        system=None,
+        json_mode=False,
+        tools=tools,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +10,14 @@ import pytest
 from pipeline import Pipeline, Request
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider
+from stages.dispatch import close_clients
+
+
+@pytest.fixture(autouse=True)
+async def _close_litellm_clients() -> AsyncIterator[None]:
+    """Each test has its own event loop: close litellm's pooled connections with it."""
+    yield
+    await close_clients()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ DEFAULT_NAMES = [
     "normalize",
     "cache_tag",
     "retry",
+    "tool_compat",
     "dispatch",
     "reassemble",
     "usage",
@@ -31,7 +32,7 @@ def test_default_has_the_designed_shape() -> None:
     assert p.names == DEFAULT_NAMES
     assert (
         repr(p)
-        == "Pipeline(normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check))"
+        == "Pipeline(normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check))"
     )
     assert isinstance(p["retry"], Retry)
 
@@ -56,6 +57,7 @@ def test_insert_before_after_and_remove() -> None:
         "normalize",
         "b",
         "retry",
+        "tool_compat",
         "dispatch",
         "a",
         "reassemble",

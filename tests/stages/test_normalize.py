@@ -124,3 +124,21 @@ async def test_stage_rewrites_requests_and_passes_other_events_in_order() -> Non
     assert out[0] == chunk and out[2] == chunk
     assert isinstance(out[1], Request)
     assert out[1].messages[0] == {"role": "system", "content": "s"}
+
+
+def test_the_profile_rewrites_model_and_base() -> None:
+    from pipeline.profiles import resolve
+
+    req = make_request(model="kimi/kimi-k2", api_base="https://api.kimi.com/coding/v1")
+    out = normalize_request(req, resolve(req.model, req.api_base))
+    assert (out.model, out.api_base) == ("anthropic/kimi-k2", "https://api.kimi.com/coding")
+
+
+def test_a_backend_that_needs_a_system_prompt_gets_one() -> None:
+    from pipeline.profiles import resolve
+
+    codex = resolve("openai/x", "https://chatgpt.com/backend-api/codex")
+    out = normalize_request(make_request(api_base="https://chatgpt.com/backend-api/codex"), codex)
+    assert out.messages[0] == {"role": "system", "content": "You are a helpful assistant."}
+    mine = normalize_request(make_request(system="Mine."), codex)
+    assert [m["content"] for m in mine.messages if m["role"] == "system"] == ["Mine."]

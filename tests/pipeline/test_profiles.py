@@ -1,0 +1,128 @@
+"""Every row of the profile table, pinned."""
+
+import pytest
+
+from pipeline.profiles import DEFAULT, PROFILES, apply_profile, resolve
+
+
+@pytest.mark.parametrize(
+    ("model", "api_base", "name"),
+    [
+        ("anthropic/claude-3-haiku", None, "anthropic"),
+        ("claude-3-haiku-20240307", None, "anthropic"),
+        ("kimi/kimi-k2", None, "kimi"),
+        ("Kimi/kimi-k2", None, "kimi"),
+        ("minimax/MiniMax-M2.1", None, "minimax"),
+        ("minimax-text-01", None, "minimax"),
+        ("MiniMax-M2", None, "minimax"),
+        ("zai-glm-4.6", None, "zai"),
+        ("glm-4.5", None, "zai"),
+        ("openrouter/x-ai/grok-4", None, "openrouter"),
+        ("openai/some-model", "https://openrouter.ai/api/v1", "openrouter"),
+        ("ollama/llama3", None, "ollama"),
+        ("openai/gpt-5-codex", "https://chatgpt.com/backend-api/codex", "codex"),
+        ("anthropic/claude-x", "https://chatgpt.com/backend-api/codex", "codex"),
+        ("openai/gpt-4o-mini", None, "default"),
+        ("gpt-4o-mini", "https://my-proxy.example/v1", "default"),
+        ("gemini/gemini-2.0-flash", None, "default"),
+    ],
+)
+def test_rows_are_found_by_prefix_or_base(model: str, api_base: str | None, name: str) -> None:
+    assert resolve(model, api_base).name == name
+
+
+def test_every_row_is_pinned_here() -> None:
+    assert [p.name for p in PROFILES] == [
+        "codex",
+        "anthropic",
+        "kimi",
+        "minimax",
+        "zai",
+        "openrouter",
+        "ollama",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "cache"),
+    [
+        ("anthropic/claude-3-haiku", True),
+        ("claude-3-haiku-20240307", True),
+        ("minimax/MiniMax-M2.1", True),
+        ("minimax-text-01", True),
+        ("MiniMax-M2", True),
+        ("zai-glm-4.6", True),
+        ("glm-4.5", True),
+        ("kimi/kimi-k2", True),
+        ("openrouter/anthropic/claude-sonnet-4", True),
+        ("openrouter/google/gemini-2.5-pro", True),
+        ("openrouter/z-ai/glm-4.6", True),
+        ("openrouter/minimax/minimax-m2", True),
+        ("openrouter/x-ai/grok-4", False),
+        ("openrouter/google/gemma-3", False),
+        ("openai/gpt-4o", False),
+        ("groq/llama3-70b", False),
+    ],
+)
+def test_cache_control(model: str, cache: bool) -> None:
+    assert resolve(model).cache_control is cache
+
+
+@pytest.mark.parametrize(
+    ("model", "api_base", "expected"),
+    [
+        ("kimi/kimi-k2", None, ("anthropic/kimi-k2", "https://api.kimi.com/coding")),
+        (
+            "kimi/kimi-k2",
+            "https://api.kimi.com/coding/v1",
+            ("anthropic/kimi-k2", "https://api.kimi.com/coding"),
+        ),
+        (
+            "kimi/kimi-k2",
+            "https://proxy.example/v1/",
+            ("anthropic/kimi-k2", "https://proxy.example"),
+        ),
+        ("minimax/MiniMax-M2.1", None, ("minimax/MiniMax-M2.1", "https://api.minimax.io/v1")),
+        (
+            "minimax/MiniMax-M2.1",
+            "https://proxy.example/v1",
+            ("minimax/MiniMax-M2.1", "https://proxy.example/v1"),
+        ),
+        (
+            "openrouter/x-ai/grok-4",
+            None,
+            ("openrouter/x-ai/grok-4", "https://openrouter.ai/api/v1"),
+        ),
+        (
+            "openrouter/x-ai/grok-4",
+            "https://proxy.example/v1",
+            ("openrouter/x-ai/grok-4", "https://proxy.example/v1"),
+        ),
+        ("ollama/llama3", None, ("ollama_chat/llama3", None)),
+        ("openai/gpt-4o", None, ("openai/gpt-4o", None)),
+        (
+            "openai/gpt-4o",
+            "https://proxy.example/v1",
+            ("openai/gpt-4o", "https://proxy.example/v1"),
+        ),
+    ],
+)
+def test_model_rewrite_and_api_base(
+    model: str, api_base: str | None, expected: tuple[str, str | None]
+) -> None:
+    assert apply_profile(resolve(model, api_base), model, api_base) == expected
+
+
+def test_codex_backend_quirks() -> None:
+    codex = resolve("openai/gpt-5-codex", "https://chatgpt.com/backend-api/codex")
+    assert codex.drop_params == {"max_tokens", "stream_options"}
+    assert dict(codex.extra_params) == {"store": False}
+    assert codex.default_system == "You are a helpful assistant."
+    assert codex.streaming == "stream"
+
+
+def test_streaming_and_tool_compat_rows() -> None:
+    assert resolve("minimax/MiniMax-M2").streaming == "simulated"
+    assert all(p.streaming == "stream" for p in PROFILES if p.name != "minimax")
+    assert [p.name for p in PROFILES if p.tool_compat] == ["openrouter"]
+    assert DEFAULT.tool_compat is False
