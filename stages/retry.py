@@ -27,6 +27,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from pipeline.errors import (
     EmptyResponse,
@@ -186,11 +187,8 @@ async def _pull(inner: AsyncIterator[Event], ctx: Context, deadline: float | Non
 
 
 async def _dump(
-    directory: object, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: int
+    directory: Path, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: int
 ) -> None:
-    from pathlib import Path
-
-    assert isinstance(directory, Path)
     payload = dump_payload(
         request=req,
         error_kind=cause,

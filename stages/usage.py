@@ -30,14 +30,20 @@ def usage() -> Stage:
         output_chars = 0
         async with closing(upstream) as events:
             async for ev in events:
-                if type(ev) is TextDelta:
-                    output_chars += len(ev.text)
-                    yield ev
-                elif type(ev) is Chunk and ev.usage is not None:
+                kind = type(ev)
+                if kind is TextDelta:
+                    output_chars += len(ev.text)  # type: ignore[union-attr]
+                elif kind is ToolCall:
+                    assert isinstance(ev, ToolCall)
+                    output_chars += len(ev.name) + len(msgspec.json.encode(ev.arguments))
+                elif kind is Chunk and ev.usage is not None:  # type: ignore[union-attr]
+                    assert isinstance(ev, Chunk)
                     counts = parse_usage(ev.usage)
                     if counts != (0, 0, 0):
                         reported, estimated = counts, ev.usage_estimated
-                elif type(ev) is Finish:
+                    continue  # usage chunks end here
+                elif kind is Finish:
+                    assert isinstance(ev, Finish)
                     if reported is not None:
                         source = "estimated" if estimated else "provider"
                         inp, out, cached = reported
@@ -45,17 +51,14 @@ def usage() -> Stage:
                         source = "estimated"
                         inp, _method = await ctx.count_tokens(ctx.request)
                         cached, out = 0, (output_chars + 3) // 4
-                    yield msgspec.structs.replace(
+                    ev = msgspec.structs.replace(
                         ev,
                         input_tokens=inp,
                         output_tokens=out,
                         cached_tokens=cached,
                         usage_source=source,
                     )
-                else:
-                    if type(ev) is ToolCall:
-                        output_chars += len(ev.name) + len(msgspec.json.encode(ev.arguments))
-                    yield ev
+                yield ev
 
     return stage("usage", run)
 
