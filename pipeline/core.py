@@ -17,7 +17,7 @@ from pipeline.events import Event
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
-from pipeline.stage import Context, Instrument, Segment, SharedState, Stage, run_stages
+from pipeline.stage import Context, Instrument, Segment, SharedState, Stage, once
 from pipeline.tokens import TokenCounter
 
 __all__ = ["Pipeline"]
@@ -41,7 +41,8 @@ class Pipeline:
     """An immutable, ordered, named list of stages, and the way to run them.
 
     ``sleep`` and ``clock`` are handed to every stage through the context
-    (tests inject fakes); ``instrument`` wraps every stage run (telemetry);
+    (tests inject fakes); ``instrument`` observes every run and stage run
+    (``telemetry.TelemetryInstrument`` adds spans and metrics);
     ``policy`` sets retries, timeouts and dumps; ``count_tokens`` estimates
     request tokens when the provider reports none. ``shared`` is the state
     that outlives one request, kept by the pipelines derived from this one.
@@ -73,7 +74,7 @@ class Pipeline:
 
     @classmethod
     def default(cls, **options: Any) -> Pipeline:
-        """normalize -> cache_tag -> retry(dispatch -> reassemble -> usage -> empty_check).
+        """normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
 
         Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``, ...).
         """
@@ -160,7 +161,7 @@ class Pipeline:
         """The raw event iterator (prefer ``stream``, which closes it for you)."""
         req = _as_request(request)
         ctx = self.context(req)
-        return run_stages(self._stages, _source(req), ctx)
+        return ctx.instrument.run(self._stages, once(req), ctx)
 
     def stream(self, request: Request | Mapping[str, Any]) -> EventStream:
         """``async with p.stream(req) as events: async for ev in events: ...``.
@@ -179,11 +180,20 @@ class Pipeline:
     def complete(self, request: Request | Mapping[str, Any]) -> Response:
         """Blocking ``acomplete``; works inside a running event loop too (on a worker thread)."""
         req = _as_request(request)
-        return run_sync(lambda: self.acomplete(req))
+        return run_sync(lambda: self._complete_in_own_loop(req))
 
+    async def _complete_in_own_loop(self, req: Request) -> Response:
+        try:
+            return await self.acomplete(req)
+        finally:
+            await self.release_loop()
 
-async def _source(req: Request) -> AsyncIterator[Event]:
-    yield req
+    async def release_loop(self) -> None:
+        """Release what stages keep for the running event loop (litellm's pooled
+        connections). Call it before an event loop you made ends; ``complete``
+        and the CLI do."""
+        for release in self._shared.loop_releases():
+            await release()
 
 
 def _as_request(request: Request | Mapping[str, Any]) -> Request:

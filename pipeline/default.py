@@ -18,6 +18,7 @@ from stages.reassemble import reassemble
 from stages.retry import retry
 from stages.tool_compat import tool_compat
 from stages.usage import usage
+from telemetry import TelemetryInstrument
 
 __all__ = ["default_pipeline"]
 
@@ -30,6 +31,7 @@ def default_pipeline(**options: Any) -> Pipeline:
     characters / 4.
     """
     options.setdefault("count_tokens", count_request_tokens)
+    options.setdefault("instrument", TelemetryInstrument())  # spans only once an SDK is set up
     return Pipeline(
         [
             normalize(),

@@ -8,6 +8,7 @@ dispatch boundary and nowhere else, so callers only ever catch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,21 @@ __all__ = [
     "StageNotFound",
     "StreamError",
     "StreamInterrupted",
+    "redact",
 ]
+
+_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
+
+
+def redact(text: str, api_key: str | None = None) -> str:
+    """``text`` with the API key, and anything shaped like an ``sk-`` key, masked.
+
+    For every message that may quote a provider's words: error messages, log
+    lines, span attributes.
+    """
+    if api_key and len(api_key) >= 4:
+        text = text.replace(api_key, "***")
+    return _KEYLIKE.sub(r"\1***", text)
 
 
 class PipelineError(Exception):

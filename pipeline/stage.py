@@ -22,15 +22,18 @@ from pipeline.request import Request
 from pipeline.tokens import TokenCounter, estimate_tokens
 
 __all__ = [
+    "PLAIN",
     "Context",
     "FunctionStage",
     "Instrument",
+    "PlainInstrument",
     "Segment",
     "SharedState",
     "Stage",
     "StageFn",
     "TokenCounter",
     "closing",
+    "once",
     "run_stages",
     "stage",
 ]
@@ -97,12 +100,44 @@ def stage(name: str, fn: StageFn) -> Stage:
     return FunctionStage(name, fn)
 
 
-#: how the runner calls one stage; telemetry supplies one that adds a span
-Instrument = Callable[[Stage, AsyncIterator[Event], "Context"], AsyncIterator[Event]]
+@runtime_checkable
+class Instrument(Protocol):
+    """How a pipeline observes its runs; telemetry supplies one that adds spans.
+
+    ``run`` starts one call: it chains the pipeline's stages onto the source
+    (through ``run_stages``) and returns the events the consumer sees. It may
+    put a per-call instrument in ``ctx.instrument`` first (so it decides once
+    per call whether to observe at all). ``stage`` starts one stage run; it is
+    called by ``run_stages``, the one place where stages are chained.
+    """
+
+    def run(
+        self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]: ...
+
+    def stage(
+        self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]: ...
 
 
-def _call_plain(st: Stage, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
-    return st(upstream, ctx)
+class PlainInstrument:
+    """Observes nothing and costs nothing: stages are chained as they are."""
+
+    __slots__ = ()
+
+    def run(
+        self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return run_stages(stages, upstream, ctx)
+
+    def stage(
+        self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return st(upstream, ctx)
+
+
+#: the default instrument: none
+PLAIN: Instrument = PlainInstrument()
 
 
 class SharedState:
@@ -115,6 +150,7 @@ class SharedState:
 
     def __init__(self) -> None:
         self._items: dict[str, Any] = {}
+        self._loop_releases: dict[str, Callable[[], Awaitable[None]]] = {}
         self._lock = threading.Lock()
 
     def setdefault(self, key: str, factory: Callable[[], T]) -> T:
@@ -124,6 +160,20 @@ class SharedState:
                 self._items[key] = factory()
             value: T = self._items[key]
             return value
+
+    def on_loop_end(self, key: str, release: Callable[[], Awaitable[None]]) -> None:
+        """Have ``Pipeline.release_loop`` await ``release`` (once per ``key``).
+
+        For what a stage keeps per event loop, such as pooled connections,
+        which must be closed before a loop the pipeline made (``complete``)
+        ends, not left to the garbage collector.
+        """
+        with self._lock:
+            self._loop_releases.setdefault(key, release)
+
+    def loop_releases(self) -> list[Callable[[], Awaitable[None]]]:
+        with self._lock:
+            return list(self._loop_releases.values())
 
 
 @dataclass(slots=True, kw_only=True)
@@ -145,7 +195,7 @@ class Context:
     shared: SharedState = field(default_factory=SharedState)
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     clock: Callable[[], float] = time.monotonic
-    instrument: Instrument = _call_plain
+    instrument: Instrument = PLAIN
     count_tokens: TokenCounter = estimate_tokens
     recording: list[Chunk] | None = None
 
@@ -166,10 +216,15 @@ def run_stages(
     to close its own upstream.
     """
     chain = [upstream]
-    instrument = ctx.instrument
+    start = ctx.instrument.stage
     for st in stages:
-        chain.append(instrument(st, chain[-1], ctx))
+        chain.append(start(st, chain[-1], ctx))
     return _closing(chain)
+
+
+async def once(event: Event) -> AsyncIterator[Event]:
+    """An upstream of one event: how runs and segment attempts start."""
+    yield event
 
 
 async def _closing(chain: list[AsyncIterator[Event]]) -> AsyncIterator[Event]:

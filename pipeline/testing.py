@@ -75,9 +75,9 @@ class ScriptedDispatch:
         self.outcomes: list[Outcome] = []
 
     def __call__(self, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
-        return self._run(upstream)
+        return self._run(upstream, ctx)
 
-    async def _run(self, upstream: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    async def _run(self, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
         async with closing(upstream) as events:
             async for ev in events:
                 if not isinstance(ev, Request):
@@ -91,12 +91,16 @@ class ScriptedDispatch:
                         f" attempt {attempt + 1} has none"
                     )
                 outcome: Outcome = "closed"
+                recording = ctx.recording
                 try:
                     for item in self.scripts[attempt]:
                         if isinstance(item, BaseException):
                             outcome = "raised"
                             raise item
-                        yield Chunk(text=item) if isinstance(item, str) else item
+                        chunk = Chunk(text=item) if isinstance(item, str) else item
+                        if recording is not None:  # for failed-request dumps, as dispatch does
+                            recording.append(chunk)
+                        yield chunk
                     outcome = "finished"
                 finally:
                     self.outcomes.append(outcome)

@@ -52,6 +52,7 @@ def litellm_dispatch() -> Stage:
                     yield ev
                     continue
                 litellm = await import_litellm()
+                ctx.shared.on_loop_end("litellm.clients", close_clients)
                 kwargs = build_kwargs(ev, ctx.profile)
                 if ctx.profile.streaming == "simulated":
                     for chunk in await _whole(litellm, kwargs, ev, ctx):

@@ -8,7 +8,6 @@ request's API key and of anything shaped like a key.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,12 +21,12 @@ from pipeline.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    redact,
 )
 from pipeline.request import Request
 
-__all__ = ["response_headers", "scrub", "translate"]
+__all__ = ["response_headers", "translate"]
 
-_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
 _CONTEXT_HINTS = (
     "context length",
     "context_length_exceeded",
@@ -36,6 +35,8 @@ _CONTEXT_HINTS = (
     "prompt is too long",
     "too many tokens",
 )
+
+_CREDENTIAL_HINTS = ("missing credentials", "api_key client option must be set")
 
 # litellm class name -> our class; checked along the exception's MRO
 _BY_CLASS: dict[str, type[ProviderError]] = {
@@ -65,9 +66,13 @@ def translate(exc: BaseException, req: Request) -> ProviderError:
         return exc
     status = _status(exc)
     cls = _classify(exc, status)
-    message = scrub(_message(exc), req.api_key)
-    if cls is BadRequest and any(h in message.lower() for h in _CONTEXT_HINTS):
+    message = redact(_message(exc), req.api_key)
+    lowered = message.lower()
+    if cls is BadRequest and any(h in lowered for h in _CONTEXT_HINTS):
         cls = ContextWindowExceeded
+    elif any(h in lowered for h in _CREDENTIAL_HINTS):
+        # litellm reports a missing key as a 500 before any request is sent.
+        cls = AuthenticationFailed
     return cls(
         message,
         status_code=status,
@@ -127,10 +132,3 @@ def response_headers(exc: BaseException) -> dict[str, str]:
             items: Any = source.items()  # type: ignore[union-attr]
             return {str(k).lower(): str(v) for k, v in items}
     return {}
-
-
-def scrub(text: str, api_key: str | None) -> str:
-    """``text`` with the API key, and anything shaped like a key, masked."""
-    if api_key:
-        text = text.replace(api_key, "***")
-    return _KEYLIKE.sub(r"\1***", text)

@@ -37,10 +37,11 @@ from pipeline.errors import (
     RateLimited,
     RetriesExhausted,
     StreamInterrupted,
+    redact,
 )
 from pipeline.events import Event, ReasoningDelta, Request, Retrying, TextDelta, ToolCall
 from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
-from pipeline.stage import Context, Segment, Stage, closing
+from pipeline.stage import Context, Segment, Stage, closing, once
 from stages.dumps import dump_dir, dump_payload, write_dump
 from stages.retry_gate import gate_for
 
@@ -111,7 +112,7 @@ class Retry:
             try:
                 async with (
                     gate.slot(ctx.clock, ctx.sleep),
-                    closing(ctx.run(self.stages, _once(req))) as inner,
+                    closing(ctx.run(self.stages, once(req))) as inner,
                 ):
                     while True:
                         try:
@@ -163,7 +164,7 @@ class Retry:
                     "%s: %s (%s); retrying in %.1fs (retry %d of %d)",
                     req.model,
                     cause,
-                    exc,
+                    redact(str(exc), req.api_key),
                     delay,
                     used[cause],
                     policy.budget(cause),
@@ -204,7 +205,3 @@ async def _dump(
 
 def retry(*stages: Stage) -> Retry:
     return Retry(tuple(stages))
-
-
-async def _once(req: Request) -> AsyncIterator[Event]:
-    yield req

@@ -30,7 +30,7 @@ import msgspec
 
 from pipeline.errors import ProviderError
 from pipeline.events import Chunk, Event, Request, ToolFragment
-from pipeline.stage import Context, Segment, Stage, closing
+from pipeline.stage import Context, Segment, Stage, closing, once
 from stages.compat_parse import parse_compat_answer
 
 __all__ = ["ModelMemory", "ToolCompat", "compat_request", "tool_compat"]
@@ -105,14 +105,14 @@ class ToolCompat:
                     yield ev
                     continue
                 if not (ev.tools and ctx.profile.tool_compat):
-                    async with closing(ctx.run(self.stages, _once(ev))) as inner:
+                    async with closing(ctx.run(self.stages, once(ev))) as inner:
                         async for out in inner:
                             yield out
                     continue
                 if ev.model not in memory:
                     started = False
                     try:
-                        async with closing(ctx.run(self.stages, _once(ev))) as inner:
+                        async with closing(ctx.run(self.stages, once(ev))) as inner:
                             async for out in inner:
                                 started = True
                                 yield out
@@ -134,7 +134,7 @@ class ToolCompat:
         usage: list[Chunk] = []
         finish: str | None = None
         model = ""
-        async with closing(ctx.run(self.stages, _once(compat_request(req)))) as inner:
+        async with closing(ctx.run(self.stages, once(compat_request(req)))) as inner:
             async for out in inner:
                 if type(out) is not Chunk:
                     yield out
@@ -169,7 +169,3 @@ def _rejects_tools(exc: ProviderError, ctx: Context) -> bool:
 
 def tool_compat(*stages: Stage) -> ToolCompat:
     return ToolCompat(tuple(stages))
-
-
-async def _once(req: Request) -> AsyncIterator[Event]:
-    yield req

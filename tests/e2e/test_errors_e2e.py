@@ -83,3 +83,12 @@ async def test_connection_refused_is_unavailable(no_retry: Pipeline, request_to)
         port = s.getsockname()[1]
     with pytest.raises(ProviderUnavailable):
         await no_retry.acomplete(request_to(api_base=f"http://127.0.0.1:{port}/v1"))
+
+
+async def test_a_missing_key_is_an_authentication_failure(
+    no_retry: Pipeline, fake: FakeProvider, request_to, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AuthenticationFailed, match="Missing credentials"):
+        await no_retry.acomplete(request_to(api_key=None))
+    assert fake.requests == []

@@ -1,12 +1,22 @@
 """The ``llmpipe`` command, run in-process against the fake provider."""
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from pipeline import cli, errors
-from pipeline.testing import FakeProvider, Reply
+from pipeline.testing import (
+    Drop,
+    FakeProvider,
+    Finish,
+    Reasoning,
+    Reply,
+    Text,
+    ToolDelta,
+    Usage,
+)
 
 
 @pytest.fixture
@@ -101,27 +111,179 @@ def test_bad_input_exits_2_before_sending(
 def test_exit_codes_are_distinct() -> None:
     assert len(set(cli.EXIT_CODES.values())) == len(cli.EXIT_CODES)
     assert cli.exit_code(errors.StreamInterrupted("x", partial_text="", transient=True)) == 6
+    exhausted = errors.RetriesExhausted("x", attempts=3, reason="rate_limited")
+    exhausted.__cause__ = errors.RateLimited("429")
+    assert cli.exit_code(exhausted) == 4
+    assert cli.exit_code(errors.EmptyResponse("x")) == 5
+    assert cli.exit_code(ZeroDivisionError()) == 70
 
 
-def test_demo_runs_a_tool_call_conversation_offline(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo"]) == 0
+def test_run_shows_reasoning_tool_calls_and_retries_apart_from_the_answer(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    fake.script(
+        Reply.error(429, "slow down", headers={"retry-after-ms": "1"}),
+        Reply(
+            (
+                Reasoning("Think first."),
+                Text("Checking."),
+                ToolDelta(index=0, id="c1", name="search", arguments='{"q": "sky"}'),
+                Finish("tool_calls"),
+                Usage(20, 9),
+            )
+        ),
+    )
+    assert cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "hi"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "Checking.\n"  # only the answer: `> answer.txt` keeps just that
+    assert err.splitlines() == [
+        "[retrying] rate limited: attempt 1 failed; trying again in 0.0s",
+        "[thinking] Think first.",
+        '[tool call] search({"q": "sky"}) id=c1',
+        err.splitlines()[-1],
+    ]
+    assert err.splitlines()[-1].startswith(
+        "[tool_calls] 20 in / 9 out tokens (0 cached, usage provider) · 1 retry · model fake · "
+    )
+
+
+def test_a_stream_broken_after_text_exits_6_keeping_what_was_printed(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    fake.script(Reply((Text("Half an an"), Drop())))
+    assert cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "hi"]) == 6
+    out, err = capsys.readouterr()
+    assert out == "Half an an\n"
+    assert err.startswith("llmpipe: error: StreamInterrupted: ")
+    assert len(err.splitlines()) == 1
+
+
+def test_debug_adds_the_traceback(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    fake.script(Reply.error(401, "bad key"))
+    args = ["run", "-m", "openai/fake", "--api-base", fake.base_url, "--debug", "hi"]
+    assert cli.main(args) == 3
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1].startswith("llmpipe: error: AuthenticationFailed: ")
+
+
+def test_an_empty_prompt_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "-m", "openai/fake", "  "]) == 2
+    assert (
+        capsys.readouterr().err
+        == "llmpipe: error: InvalidRequest: invalid request: prompt: is empty\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["run", "batch", "replay", "demo"])
+def test_every_command_has_help_with_an_example_and_the_exit_codes(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([command, "--help"]) == 0
     out = capsys.readouterr().out
-    assert 'tool call> get_weather({"city": "Paris"})' in out
-    assert "It is 18 °C and sunny in Paris" in out
-    assert "2 requests served by the fake provider." in out
+    assert "example:" in out or "examples:" in out
+    assert f"llmpipe {command}" in out.split("example")[-1]
+    assert "exit codes:" in out and "130  interrupted" in out
+    assert "--trace {otlp,console}" in out and "--debug" in out
 
 
 def test_help_shows_examples() -> None:
+    # the real entry point: `python -m pipeline.cli`
     out = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "llmpipe run --model openai/gpt-4o-mini" in out
-    assert "llmpipe demo" in out
-    for sub in ("run", "demo"):
-        sub_help = subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", sub, "--help"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        assert "example:" in sub_help
+    for command in ("run", "batch", "replay", "demo"):
+        assert f"llmpipe {command} " in out
+    assert "exit codes:" in out
+    assert "llmpipe batch prompts.jsonl -o answers.jsonl" in out
+
+
+STAGES = ("normalize", "cache_tag", "retry", "tool_compat", "dispatch", "reassemble", "usage")
+
+
+def test_demo_shows_streaming_a_tool_call_a_handled_429_a_retried_empty_answer_and_spans(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # one run (it really waits, about 1.5 s): the session, and its span trees
+    assert cli.main(["demo", "--trace", "console"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "  retry> attempt 1: rate limited (HTTP 429); waiting 0.4s, then asking again" in lines
+    assert "assistant> Let me check the weather for you. " in lines
+    assert '  tool call> get_weather({"city": "Paris"}) [id call_weather_1]' in lines
+    assert "  tool> get_weather returned: Paris: 18 °C, sunny, light wind" in lines
+    assert "  retry> attempt 1: empty answer; waiting 0.3s, then asking again" in lines
+    assert "  thinking> The tool says 18 °C and sunny. " in lines
+    assert "assistant> It is 18 °C and sunny in Paris right now: a good day for a walk. " in lines
+    assert "  finish> stop; tokens 87 in (52 cached) / 16 out, usage from provider" in lines
+    assert "what happened (4 requests served by the fake provider):" in lines
+    order = ["rate limited", "tool call>", "tool>", "empty answer", "thinking>", "finish> stop"]
+    positions = [out.index(marker) for marker in order]
+    assert positions == sorted(positions)
+
+    roots = [line for line in lines if re.match(r"chat (openai/)?demo-model ", line)]
+    assert len(roots) == 2  # one trace per call (a call's retries are inside it)
+    for name in (*STAGES, "empty_check"):
+        assert re.search(rf"^[ │├└─]+{name}  ", out, re.MULTILINE), name
+    assert "· retry 1: rate_limited, waiting 0.40 s" in out
+    assert "EmptyResponse" in out  # the empty attempt, as an error span under retry
+    # each tree follows the conversation turn it belongs to
+    assert out.index("finish> tool_calls") < out.index(roots[0]) < out.index("tool> get_weather")
+
+
+def test_run_with_trace_console_puts_the_tree_on_stderr_after_the_answer(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    fake.script(Reply.text("The sky ", "is blue."))
+    args = ["run", "-m", "openai/fake", "--api-base", fake.base_url, "--trace", "console", "Why?"]
+    assert cli.main(args) == 0
+    out, err = capsys.readouterr()
+    assert out == "The sky is blue.\n"
+    assert re.match(r"chat (openai/)?fake ", err)
+    assert all(re.search(rf"[├└]─ {name}  ", err) for name in STAGES)
+    assert err.splitlines()[-1].startswith("[stop] 10 in / 5 out tokens")
+
+
+def test_an_unknown_trace_exporter_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--trace", "jaeger"]) == 2
+    assert "invalid choice: 'jaeger'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--debug", "--trace", "console", "run", "-m", "x", "hi"],
+        ["run", "-m", "x", "hi", "--debug", "--trace", "console"],
+        ["--debug", "run", "-m", "x", "--trace", "console", "hi"],
+    ],
+)
+def test_debug_and_trace_go_before_or_after_the_command(argv: list[str]) -> None:
+    args = cli.build_parser().parse_args(argv)
+    assert (getattr(args, "debug", False), getattr(args, "trace", None)) == (True, "console")
+
+
+def test_run_with_trace_otlp_exports_the_call_to_the_collector(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.telemetry.receivers import HttpReceiver
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED", "OTEL_SERVICE_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    fake.script(Reply.text("ok"))
+    with HttpReceiver() as rx:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
+        args = ["run", "-m", "openai/fake", "--api-base", fake.base_url, "--trace", "otlp", "hi"]
+        assert cli.main(args) == 0  # and the handle was shut down: the spans are flushed
+    names = sorted(s.name for s in rx.spans())
+    assert [n for n in names if n.startswith("chat ")] == ["chat fake"]
+    assert {"normalize", "retry", "dispatch", "empty_check"} <= set(names)
+    assert capsys.readouterr().out == "ok\n"

@@ -278,3 +278,13 @@ async def test_cancel_during_backoff_returns_promptly_and_leaves_no_tasks() -> N
         await task
     assert dispatch.outcomes == ["raised"]
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_scripted_chunks_are_recorded_for_dumps(tmp_path: Any) -> None:
+    import json
+
+    p, _, _ = build(text_chunks(finish="stop"), text_chunks("ok"), dump_dir=tmp_path)
+    assert texts(await drain(p)) == ["ok"]
+    [dump] = list(tmp_path.glob("*.json"))
+    chunks = json.loads(dump.read_text())["chunks"]
+    assert [c.get("finish_reason") for c in chunks] == ["stop", None]

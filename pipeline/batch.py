@@ -1,0 +1,449 @@
+"""``llmpipe batch``: a JSONL file of requests through one pipeline, N at a time, losing nothing.
+
+- Every input line is checked first; bad lines are reported with their line
+  numbers and skipped (``strict``: nothing runs).
+- The output file is a journal (``pipeline.batch_io.Journal``): one whole
+  line per finished request, written as soon as it finishes. Re-running the
+  same command resumes: ids with a result are skipped, ids that failed are
+  retried only with ``retry_failed`` (their new line supersedes the old, and
+  the file is compacted to one line per id at the end of the run).
+- Requests run ``concurrency`` at a time (aiostream ``map`` with a task
+  limit) through one shared pipeline, so its retry policy and per-endpoint
+  gate apply across the whole batch.
+- SIGINT / SIGTERM stop launching, cancel the calls in flight (they are not
+  written, so the next run redoes them), flush, and exit 130 / 143. A second
+  signal exits at once. SIGKILL is safe by construction: every line is whole.
+- A failed authentication stops the run (every other line would fail the
+  same way); that line is not written, so the re-run after the fix retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+import msgspec
+from aiostream import Stream, stream
+
+from pipeline.batch_io import Defaults, Item, Journal, Loaded, Parsed, Problem, parse_input
+from pipeline.cli_exits import EXIT_CODES, failure_kind
+from pipeline.core import Pipeline
+from pipeline.errors import AuthenticationFailed, RetriesExhausted
+from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
+from pipeline.progress import Progress
+
+__all__ = ["BatchConfig", "Outcome", "plan", "run_batch"]
+
+#: at most this many bad lines and failures are printed one by one
+MAX_NOTES = 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchConfig:
+    """What ``llmpipe batch`` was asked to do."""
+
+    input: str  # a path, or "-" for stdin
+    output: Path
+    defaults: Defaults = field(default_factory=Defaults)
+    concurrency: int = 8
+    retry_failed: bool = False
+    strict: bool = False
+    progress: bool = True
+    progress_interval_s: float = 5.0
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One finished request, as it will be written."""
+
+    item: Item
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish: Finish | None = None
+    retries: int = 0
+    error: Exception | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def attempts(self) -> int:
+        if isinstance(self.error, RetriesExhausted):
+            return self.error.attempts
+        return self.retries + 1
+
+    def record(self) -> dict[str, Any]:
+        """The output line: the same keys for every line, success or failure."""
+        f = self.finish
+        error = None
+        if self.error is not None:
+            error = {
+                "kind": failure_kind(self.error),
+                "type": type(self.error).__name__,
+                "message": str(self.error),
+            }
+        return {
+            "id": self.item.id,
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
+            ],
+            "stop_reason": f.stop_reason if f else None,
+            "usage": {
+                "input_tokens": f.input_tokens if f else 0,
+                "output_tokens": f.output_tokens if f else 0,
+                "cached_tokens": f.cached_tokens if f else 0,
+                "source": f.usage_source if f else "none",
+            },
+            "model": (f.model if f else "") or self.item.request.model,
+            "attempts": self.attempts,
+            "error": error,
+            "line": self.item.line,
+            "elapsed_s": round(self.elapsed_s, 3),
+        }
+
+
+def plan(items: list[Item], loaded: Loaded, *, retry_failed: bool) -> tuple[list[Item], int, int]:
+    """``(to run, already done, failed earlier and skipped)``."""
+    todo: list[Item] = []
+    done = skipped_failed = 0
+    for item in items:
+        if item.key in loaded.ok:
+            done += 1
+        elif item.key in loaded.failed and not retry_failed:
+            skipped_failed += 1
+        else:
+            todo.append(item)
+    return todo, done, skipped_failed
+
+
+async def run_batch(
+    config: BatchConfig,
+    pipe: Pipeline,
+    *,
+    err: TextIO,
+    stdin: BinaryIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    tty: bool | None = None,
+    prepare: Callable[[], Awaitable[object]] | None = None,
+) -> int:
+    """Run a batch; the exit status (``pipeline.cli_exits.EXIT_CODES``).
+
+    ``prepare`` runs once there is something to do, before the first call
+    (the CLI imports litellm there, so the progress display starts with
+    the calls, not seconds before them).
+    """
+    try:
+        data = _read_input(config.input, stdin)
+    except OSError as exc:
+        _say(err, f"llmpipe: error: cannot read {config.input}: {exc.strerror or exc}")
+        return EXIT_CODES["bad_input"]
+    parsed = parse_input(data, config.defaults)
+    _report_problems(parsed.problems, err)
+    if parsed.problems and config.strict:
+        _say(
+            err,
+            f"llmpipe: stopped: {len(parsed.problems)} bad input lines (--strict);"
+            " nothing was sent",
+        )
+        return EXIT_CODES["bad_input"]
+    if not parsed.items:
+        _say(err, f"llmpipe: error: {config.input} has no valid request lines")
+        return EXIT_CODES["bad_input"]
+
+    journal = Journal(config.output, clock=clock)
+    try:
+        journal.open()  # and lock: one batch per output file at a time
+        loaded = journal.load()
+    except OSError as exc:
+        journal.close()
+        _say(err, f"llmpipe: error: cannot use {config.output}: {exc.strerror or exc}")
+        return EXIT_CODES["bad_input"]
+    try:
+        todo, done_before, skipped_failed = plan(
+            parsed.items, loaded, retry_failed=config.retry_failed
+        )
+        _report_resume(config, loaded, done_before, skipped_failed, err)
+        if todo:
+            n = len(todo)
+            _say(
+                err,
+                f"llmpipe: {n} request{'s' if n != 1 else ''} to run,"
+                f" {config.concurrency} at a time",
+            )
+            if prepare is not None:
+                await prepare()
+        run = _Run(config, pipe, journal, todo, err=err, clock=clock, tty=tty)
+        try:
+            await run.execute()
+        finally:
+            await run.writer.drain()
+            run.progress.close()
+        retried = any(item.key in loaded.failed for item in todo)
+        if loaded.superseded or loaded.unreadable or retried:
+            # one line per id again (a retried id has its old failure line too)
+            try:
+                await asyncio.to_thread(journal.compact)
+            except OSError as exc:  # the file is still right: the last line per id counts
+                _say(err, f"llmpipe: could not compact {config.output}: {exc}")
+    finally:
+        await asyncio.to_thread(journal.close)
+    return _finish(config, parsed, run, skipped_failed, err)
+
+
+class _Writer:
+    """Appends lines off the event loop; a cancelled caller never tears a write."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._last: asyncio.Future[None] | None = None
+
+    async def write(self, line: bytes) -> None:
+        self._last = asyncio.ensure_future(asyncio.to_thread(self.journal.append, line))
+        await asyncio.shield(self._last)
+
+    async def drain(self) -> None:
+        """Wait for the write in progress, if any (so the file can be closed)."""
+        if self._last is not None:
+            await asyncio.gather(self._last, return_exceptions=True)
+
+
+class _Run:
+    """One run over the items left to do."""
+
+    def __init__(
+        self,
+        config: BatchConfig,
+        pipe: Pipeline,
+        journal: Journal,
+        todo: list[Item],
+        *,
+        err: TextIO,
+        clock: Callable[[], float],
+        tty: bool | None,
+    ) -> None:
+        self.config = config
+        self.pipe = pipe
+        self.todo = todo
+        self.writer = _Writer(journal)
+        self.clock = clock
+        self.progress = Progress(
+            len(todo),
+            err,
+            tty=tty,
+            interval_s=config.progress_interval_s,
+            clock=clock,
+            enabled=config.progress,
+        )
+        self.signal: int | None = None
+        self.auth_failure: Outcome | None = None
+        self.write_error: OSError | None = None
+        self.ok = 0
+        self.failed = 0
+        self.notes = 0
+
+    async def execute(self) -> None:
+        if not self.todo:
+            return
+        loop = asyncio.get_running_loop()
+        consumer = asyncio.create_task(self._consume())
+        ticker = asyncio.create_task(self._tick())
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig, consumer)
+            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                continue
+            installed.append(sig)
+        try:
+            await consumer
+        except asyncio.CancelledError:
+            if self.signal is None:
+                raise
+        finally:
+            for done in installed:
+                loop.remove_signal_handler(done)
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    def _on_signal(self, signum: int, consumer: asyncio.Task[None]) -> None:
+        if self.signal is not None:
+            # Second signal: quit now. Every line written so far is whole.
+            os._exit(128 + signum)
+        self.signal = signum
+        name = "interrupted" if signum == signal.SIGINT else "terminated"
+        self.progress.note(
+            f"llmpipe: {name}: stopping; the calls in flight are cancelled and will run"
+            " again next time (signal again to quit at once)"
+        )
+        consumer.cancel()
+
+    async def _tick(self) -> None:
+        every = 0.5 if self.progress.tty else min(self.config.progress_interval_s, 1.0)
+        while True:
+            await asyncio.sleep(every)
+            self.progress.update()
+
+    async def _consume(self) -> None:
+        outcomes: Stream[Outcome] = stream.map(
+            stream.iterate(self.todo),
+            self._call,  # type: ignore[arg-type]  # aiostream's protocol wants *args
+            ordered=False,
+            task_limit=self.config.concurrency,
+        )
+        async with outcomes.stream() as finished:
+            async for outcome in finished:
+                if isinstance(outcome.error, AuthenticationFailed):
+                    self.auth_failure = outcome
+                    return
+                try:
+                    await self.writer.write(msgspec.json.encode(outcome.record()))
+                except OSError as exc:
+                    self.write_error = exc
+                    return
+                self._count(outcome)
+
+    def _count(self, outcome: Outcome) -> None:
+        f = outcome.finish
+        ok = outcome.error is None
+        self.ok += ok
+        self.failed += not ok
+        self.progress.finished(
+            ok=ok,
+            input_tokens=f.input_tokens if f else 0,
+            output_tokens=f.output_tokens if f else 0,
+        )
+        if not ok:
+            self.notes += 1
+            if self.notes <= MAX_NOTES:
+                item = outcome.item
+                self.progress.note(
+                    f"llmpipe: id {item.id!r} (line {item.line}) failed after"
+                    f" {outcome.attempts} attempt(s): {type(outcome.error).__name__}:"
+                    f" {outcome.error}"
+                )
+            elif self.notes == MAX_NOTES + 1:
+                self.progress.note("llmpipe: more failures: see the error field in the output")
+
+    async def _call(self, item: Item) -> Outcome:
+        """One request to the end; failures become the outcome, never an exception."""
+        out = Outcome(item)
+        text: list[str] = []
+        reasoning: list[str] = []
+        started = self.clock()
+        try:
+            async with self.pipe.stream(item.request) as events:
+                async for ev in events:
+                    kind = type(ev)
+                    if kind is TextDelta:
+                        text.append(ev.text)  # type: ignore[union-attr]
+                    elif kind is ReasoningDelta:
+                        reasoning.append(ev.text)  # type: ignore[union-attr]
+                    elif kind is ToolCall:
+                        out.tool_calls.append(ev)  # type: ignore[arg-type]
+                    elif kind is Retrying:
+                        out.retries += 1
+                        self.progress.retried()
+                    elif kind is Finish:
+                        out.finish = ev  # type: ignore[assignment]
+        except Exception as exc:  # one line's failure is that line's result
+            out.error = exc
+        if out.error is None and out.finish is None:
+            out.error = _NoFinish("the stream ended without a finish")
+        out.text, out.reasoning = "".join(text), "".join(reasoning)
+        out.elapsed_s = self.clock() - started
+        return out
+
+
+class _NoFinish(Exception):
+    pass
+
+
+def _read_input(source: str, stdin: BinaryIO | None) -> bytes:
+    if source == "-":
+        return (stdin or sys.stdin.buffer).read()
+    return Path(source).read_bytes()
+
+
+def _say(err: TextIO, message: str) -> None:
+    err.write(message + "\n")
+    err.flush()
+
+
+def _report_problems(problems: list[Problem], err: TextIO) -> None:
+    for problem in problems[:MAX_NOTES]:
+        _say(err, f"llmpipe: bad input: {problem}")
+    if len(problems) > MAX_NOTES:
+        _say(err, f"llmpipe: bad input: ... and {len(problems) - MAX_NOTES} more bad lines")
+
+
+def _report_resume(
+    config: BatchConfig, loaded: Loaded, done: int, skipped_failed: int, err: TextIO
+) -> None:
+    if loaded.truncated:
+        _say(
+            err,
+            f"llmpipe: dropped a torn last line ({loaded.truncated} bytes) from {config.output}",
+        )
+    if loaded.unreadable:
+        _say(err, f"llmpipe: ignored {loaded.unreadable} unreadable lines in {config.output}")
+    if done or skipped_failed:
+        msg = f"llmpipe: resuming {config.output}: {done} already done"
+        if skipped_failed:
+            msg += f", {skipped_failed} failed earlier (skipped; --retry-failed tries them again)"
+        elif config.retry_failed and loaded.failed:
+            msg += ", retrying the ones that failed"
+        _say(err, msg)
+
+
+def _finish(
+    config: BatchConfig,
+    parsed: Parsed,
+    run: _Run,
+    skipped_failed: int,
+    err: TextIO,
+) -> int:
+    elapsed = run.clock() - run.progress.started
+    finished = run.ok + run.failed
+    rate = finished / elapsed if elapsed > 0 else 0.0
+    p = run.progress
+    _say(
+        err,
+        f"llmpipe: {finished} of {len(run.todo)} run ({run.ok} ok, {run.failed} failed)"
+        f" in {elapsed:.1f}s ({rate:.1f}/s); tokens {p.input_tokens} in /"
+        f" {p.output_tokens} out; {p.retries} retries; results in {config.output}",
+    )
+    if run.signal is not None:
+        left = len(run.todo) - finished
+        _say(err, f"llmpipe: stopped with {left} left to do; run the same command to resume")
+        return EXIT_CODES["cancelled" if run.signal == signal.SIGINT else "terminated"]
+    if run.auth_failure is not None:
+        item, exc = run.auth_failure.item, run.auth_failure.error
+        _say(
+            err,
+            f"llmpipe: error: id {item.id!r} (line {item.line}): {type(exc).__name__}: {exc}",
+        )
+        _say(err, "llmpipe: stopped: fix the credentials and run the same command to resume")
+        return EXIT_CODES["auth"]
+    if run.write_error is not None:
+        _say(err, f"llmpipe: error: cannot write {config.output}: {run.write_error}")
+        return EXIT_CODES["batch_incomplete"]
+    failed_total = skipped_failed + run.failed
+    if failed_total or parsed.problems:
+        _say(
+            err,
+            f"llmpipe: incomplete: {failed_total} ids failed, {len(parsed.problems)} bad input"
+            " lines skipped"
+            + ("; --retry-failed tries the failed ones again" if failed_total else ""),
+        )
+        return EXIT_CODES["batch_incomplete"]
+    return EXIT_CODES["ok"]

@@ -1,0 +1,148 @@
+"""A real call (real litellm, real HTTP to the fake provider) exported through the SDK's OTLP
+exporters to receivers on loopback that decode it with the official protobuf classes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from pipeline import Pipeline, Request
+from pipeline.testing import FakeClock, FakeProvider, Reply
+from stages.dispatch import close_clients
+from telemetry import setup
+from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
+
+KEY = "sk-otlp-e2e-secret-key-42"
+
+
+@pytest.fixture(autouse=True)
+async def _close_litellm_clients() -> AsyncIterator[None]:
+    yield
+    await close_clients()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider() as server:
+        yield server
+
+
+@pytest.fixture
+def otlp_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_SDK_DISABLED",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    return monkeypatch
+
+
+async def traced_call(fake: FakeProvider) -> str:
+    """One call that is rate limited once, then answers; exported by the global-free handle."""
+    fake.reset()
+    fake.script(
+        Reply.error(429, "slow down", headers={"retry-after": "0"}), Reply.text("Hel", "lo")
+    )
+    handle = setup("otlp", set_global=False)
+    clock = FakeClock()
+    p = Pipeline.default(instrument=handle.instrument(), sleep=clock.sleep, clock=clock.time)
+    req = Request(
+        model="openai/fake-model",
+        messages=[{"role": "user", "content": "hi"}],
+        api_base=fake.base_url,
+        api_key=KEY,
+    )
+    resp = await p.acomplete(req)
+    handle.shutdown()  # flushes the batch processor: everything is at the receiver now
+    handle.shutdown()  # idempotent
+    return resp.text
+
+
+def tree(received: list[Received]) -> list[tuple[int, str]]:
+    roots = [s for s in received if s.name.startswith("chat ")]
+    assert len(roots) == 1
+    return sorted((depth, s.name) for depth, s in walk(received, roots[0]))
+
+
+EXPECTED_TREE = sorted(
+    [(0, "chat fake-model"), (1, "normalize"), (1, "cache_tag"), (1, "retry")]
+    + [(2, n) for n in ("tool_compat", "reassemble", "usage", "empty_check")] * 2
+    + [(3, "dispatch")] * 2
+)
+
+
+async def test_a_real_call_over_otlp_http(fake: FakeProvider, otlp_env: pytest.MonkeyPatch) -> None:
+    with HttpReceiver() as rx:
+        otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
+        otlp_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        assert await traced_call(fake) == "Hello"
+    assert set(rx.paths) == {"/v1/traces"}
+    assert set(rx.content_types) == {"application/x-protobuf"}
+    received = rx.spans()
+    assert {(s.service, s.scope) for s in received} == {("llmpipe", "llmpipe")}
+    assert tree(received) == EXPECTED_TREE
+    # one trace, every parent id pointing at a span of it
+    assert len({s.span.trace_id for s in received}) == 1
+    ids = {s.span_id for s in received}
+    assert all(s.parent_id in ids for s in received if not s.name.startswith("chat "))
+
+    root = next(s for s in received if s.name == "chat fake-model")
+    assert root.span.kind == Span.SpanKind.SPAN_KIND_CLIENT
+    assert root.parent_id == b""
+    assert root.span.status.code == Status.StatusCode.STATUS_CODE_UNSET
+    attrs = root.attributes
+    assert {k: attrs[k] for k in attrs if k.startswith("gen_ai.") and "time" not in k} == {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "fake-model",
+        "gen_ai.request.max_tokens": 4096,
+        "gen_ai.request.stream": True,
+        "gen_ai.response.model": "fake-model",
+        "gen_ai.response.finish_reasons": ("stop",),
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 5,
+        "gen_ai.usage.cache_read.input_tokens": 0,
+    }
+    assert attrs["gen_ai.response.time_to_first_chunk"] > 0
+    assert attrs["server.address"] == "127.0.0.1"
+    assert attrs["llmpipe.retries"] == 1
+
+    failed, ok = sorted(
+        (s for s in received if s.name == "dispatch"), key=lambda s: s.span.start_time_unix_nano
+    )
+    assert failed.span.status.code == Status.StatusCode.STATUS_CODE_ERROR
+    assert failed.attributes["error.type"] == "pipeline.errors.RateLimited"
+    assert ok.span.status.code == Status.StatusCode.STATUS_CODE_UNSET
+    assert ok.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    retry = next(s for s in received if s.name == "retry")
+    [event] = [e for e in retry.span.events if e.name == "retry"]
+    assert {kv.key: kv.value.string_value for kv in event.attributes}[
+        "llmpipe.retry.reason"
+    ] == "rate_limited"
+    # the API key went to the provider, never to the collector
+    assert fake.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    assert not any(KEY.encode() in r.SerializeToString() for r in rx.requests)
+
+
+async def test_a_real_call_over_otlp_grpc(fake: FakeProvider, otlp_env: pytest.MonkeyPatch) -> None:
+    with GrpcReceiver() as rx:
+        otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rx.url)
+        otlp_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        assert await traced_call(fake) == "Hello"
+    received = rx.spans()
+    assert {(s.service, s.scope) for s in received} == {("llmpipe", "llmpipe")}
+    assert tree(received) == EXPECTED_TREE
+    root = next(s for s in received if s.name == "chat fake-model")
+    assert root.span.kind == Span.SpanKind.SPAN_KIND_CLIENT
+    assert root.attributes["gen_ai.usage.output_tokens"] == 5
+    statuses = sorted(s.span.status.code for s in received if s.name == "dispatch")
+    assert statuses == [Status.StatusCode.STATUS_CODE_UNSET, Status.StatusCode.STATUS_CODE_ERROR]
+    assert not any(KEY.encode() in r.SerializeToString() for r in rx.requests)
