@@ -13,7 +13,7 @@ Stages never mutate a request's lists or dicts in place; they build a new
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -226,8 +226,3 @@ def _check_extra(extra: object) -> None:
             raise InvalidRequest(
                 f"extra.{key}", f"must be JSON-serialisable ({type(value).__name__} is not)"
             ) from exc
-
-
-def messages_of(seq: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Copy messages one level deep, for stages that rewrite some of them."""
-    return [dict(m) for m in seq]
