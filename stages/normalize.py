@@ -33,7 +33,7 @@ from pipeline.profiles import DEFAULT, Profile, apply_profile
 from pipeline.request import ToolSpec
 from pipeline.stage import Context, Stage, closing, stage
 
-__all__ = ["JSON_INSTRUCTION", "normalize", "normalize_request"]
+__all__ = ["JSON_INSTRUCTION", "normalize", "normalize_request", "normalize_tool"]
 
 JSON_INSTRUCTION = "\n\nPlease respond with a valid JSON object."
 
@@ -66,7 +66,7 @@ def normalize_request(req: Request, profile: Profile = DEFAULT) -> Request:
             systems[0] = _append_instruction(systems[0])
         else:
             systems.append({"role": "system", "content": JSON_INSTRUCTION.strip()})
-    tools = [_normalize_tool(t) for t in req.tools] if req.tools else None
+    tools = [normalize_tool(t) for t in req.tools] if req.tools else None
     return msgspec.structs.replace(
         req,
         model=model,
@@ -94,7 +94,8 @@ def _append_instruction(msg: dict[str, Any]) -> dict[str, Any]:
     return {**msg, "content": (content or "") + JSON_INSTRUCTION}
 
 
-def _normalize_tool(tool: ToolSpec) -> ToolSpec:
+def normalize_tool(tool: ToolSpec) -> ToolSpec:
+    """The tool as sent: parameters a JSON-schema object with ``properties`` and ``required``."""
     params = tool.parameters
     schema = {
         **params,

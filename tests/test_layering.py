@@ -3,6 +3,9 @@
 - the core (``pipeline/``) imports nothing from ``stages`` or ``telemetry``,
   except the composition roots (the module that builds the default pipeline,
   and the CLI, an application);
+- ``pipeline/compat/`` (the reference-provider adapter) is an edge: it may
+  import ``stages`` for their pure functions (the tool format, argument
+  repair), never ``telemetry``; and no other core module imports it;
 - ``stages`` and ``telemetry`` import the core only (and not each other);
 - only ``telemetry`` imports ``opentelemetry``; only ``stages/dispatch*``
   and the litellm adapters ``stages/litellm_*`` import ``litellm``.
@@ -15,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSITION_ROOTS = {"pipeline/default.py", "pipeline/cli.py"}
+EDGES = ("pipeline/compat/",)
 
 
 def imports_of(path: Path) -> set[str]:
@@ -50,10 +54,17 @@ SOURCES = sorted(
 @pytest.mark.parametrize("rel", SOURCES)
 def test_layering(rel: str) -> None:
     package = rel.split("/")[0]
-    tops = {top(n) for n in imports_of(ROOT / rel)}
-    if package == "pipeline" and rel not in COMPOSITION_ROOTS:
+    names = imports_of(ROOT / rel)
+    tops = {top(n) for n in names}
+    if rel.startswith(EDGES):
+        assert "telemetry" not in tops, f"{rel} is an edge adapter and must not import telemetry"
+    elif package == "pipeline" and rel not in COMPOSITION_ROOTS:
         assert not tops & {"stages", "telemetry"}, (
             f"{rel} is core and must not import stages/telemetry"
+        )
+    if not rel.startswith(EDGES):
+        assert not {n for n in names if n.startswith("pipeline.compat")}, (
+            f"{rel} must not depend on the compat adapter"
         )
     if package == "stages":
         assert "telemetry" not in tops, f"{rel}: stages must not import telemetry"
