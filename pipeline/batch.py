@@ -15,6 +15,10 @@
   signal exits at once. SIGKILL is safe by construction: every line is whole.
 - A failed authentication stops the run (every other line would fail the
   same way); that line is not written, so the re-run after the fix retries it.
+- An endpoint that cannot be reached stops the run too, after
+  ``batch_breaker.STOP_AFTER`` connection failures in a row across lines
+  (``pipeline.batch_breaker``); lines that could not connect are never
+  written (nothing was sent), so the re-run does them.
 """
 
 from __future__ import annotations
@@ -33,17 +37,21 @@ from typing import Any, BinaryIO, TextIO
 import msgspec
 from aiostream import Stream, stream
 
-from pipeline.batch_io import Defaults, Item, Journal, Loaded, Parsed, Problem, parse_input
+from pipeline.batch_breaker import Breaker
+from pipeline.batch_io import Defaults, Item, Journal, Loaded, parse_input
+from pipeline.batch_report import MAX_NOTES, finish, report_problems, report_resume, say
 from pipeline.cli_exits import EXIT_CODES, failure_kind
 from pipeline.core import Pipeline
-from pipeline.errors import AuthenticationFailed, RetriesExhausted
+from pipeline.errors import (
+    AuthenticationFailed,
+    ProviderUnreachable,
+    RetriesExhausted,
+    StageNotFound,
+)
 from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
 from pipeline.progress import Progress
 
 __all__ = ["BatchConfig", "Outcome", "plan", "run_batch"]
-
-#: at most this many bad lines and failures are printed one by one
-MAX_NOTES = 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,19 +152,19 @@ async def run_batch(
     try:
         data = _read_input(config.input, stdin)
     except OSError as exc:
-        _say(err, f"llmpipe: error: cannot read {config.input}: {exc.strerror or exc}")
+        say(err, f"llmpipe: error: cannot read {config.input}: {exc.strerror or exc}")
         return EXIT_CODES["bad_input"]
     parsed = parse_input(data, config.defaults)
-    _report_problems(parsed.problems, err)
+    report_problems(parsed.problems, err)
     if parsed.problems and config.strict:
-        _say(
+        say(
             err,
             f"llmpipe: stopped: {len(parsed.problems)} bad input lines (--strict);"
             " nothing was sent",
         )
         return EXIT_CODES["bad_input"]
     if not parsed.items:
-        _say(err, f"llmpipe: error: {config.input} has no valid request lines")
+        say(err, f"llmpipe: error: {config.input} has no valid request lines")
         return EXIT_CODES["bad_input"]
 
     journal = Journal(config.output, clock=clock)
@@ -165,16 +173,16 @@ async def run_batch(
         loaded = journal.load()
     except OSError as exc:
         journal.close()
-        _say(err, f"llmpipe: error: cannot use {config.output}: {exc.strerror or exc}")
+        say(err, f"llmpipe: error: cannot use {config.output}: {exc.strerror or exc}")
         return EXIT_CODES["bad_input"]
     try:
         todo, done_before, skipped_failed = plan(
             parsed.items, loaded, retry_failed=config.retry_failed
         )
-        _report_resume(config, loaded, done_before, skipped_failed, err)
+        report_resume(config, loaded, done_before, skipped_failed, err)
         if todo:
             n = len(todo)
-            _say(
+            say(
                 err,
                 f"llmpipe: {n} request{'s' if n != 1 else ''} to run,"
                 f" {config.concurrency} at a time",
@@ -193,10 +201,10 @@ async def run_batch(
             try:
                 await asyncio.to_thread(journal.compact)
             except OSError as exc:  # the file is still right: the last line per id counts
-                _say(err, f"llmpipe: could not compact {config.output}: {exc}")
+                say(err, f"llmpipe: could not compact {config.output}: {exc}")
     finally:
         await asyncio.to_thread(journal.close)
-    return _finish(config, parsed, run, skipped_failed, err)
+    return finish(config, parsed, run, skipped_failed, err)
 
 
 class _Writer:
@@ -231,7 +239,11 @@ class _Run:
         tty: bool | None,
     ) -> None:
         self.config = config
-        self.pipe = pipe
+        self.breaker = Breaker(self._on_unreachable)
+        try:  # right after dispatch, inside retry: it sees every attempt
+            self.pipe = pipe.insert_after("dispatch", self.breaker.stage())
+        except StageNotFound:  # a pipeline without a dispatch stage (a test double)
+            self.pipe = pipe
         self.todo = todo
         self.writer = _Writer(journal)
         self.clock = clock
@@ -244,7 +256,9 @@ class _Run:
             enabled=config.progress,
         )
         self.signal: int | None = None
+        self.consumer: asyncio.Task[None] | None = None
         self.auth_failure: Outcome | None = None
+        self.unreachable = 0  # lines that could not connect, not written
         self.write_error: OSError | None = None
         self.ok = 0
         self.failed = 0
@@ -254,7 +268,7 @@ class _Run:
         if not self.todo:
             return
         loop = asyncio.get_running_loop()
-        consumer = asyncio.create_task(self._consume())
+        consumer = self.consumer = asyncio.create_task(self._consume())
         ticker = asyncio.create_task(self._tick())
         installed: list[signal.Signals] = []
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -266,7 +280,7 @@ class _Run:
         try:
             await consumer
         except asyncio.CancelledError:
-            if self.signal is None:
+            if self.signal is None and self.breaker.tripped is None:
                 raise
         finally:
             for done in installed:
@@ -287,6 +301,12 @@ class _Run:
         )
         consumer.cancel()
 
+    def _on_unreachable(self, exc: ProviderUnreachable) -> None:
+        """The breaker tripped: stop as a signal does (the calls in flight are not
+        written); ``batch_report.finish`` says why, once."""
+        if self.consumer is not None:
+            self.consumer.cancel()
+
     async def _tick(self) -> None:
         every = 0.5 if self.progress.tty else min(self.config.progress_interval_s, 1.0)
         while True:
@@ -305,6 +325,9 @@ class _Run:
                 if isinstance(outcome.error, AuthenticationFailed):
                     self.auth_failure = outcome
                     return
+                if outcome.error is not None and failure_kind(outcome.error) == "unreachable":
+                    self._not_sent(outcome)  # nothing was sent: the re-run does it
+                    continue
                 try:
                     await self.writer.write(msgspec.json.encode(outcome.record()))
                 except OSError as exc:
@@ -333,6 +356,15 @@ class _Run:
                 )
             elif self.notes == MAX_NOTES + 1:
                 self.progress.note("llmpipe: more failures: see the error field in the output")
+
+    def _not_sent(self, outcome: Outcome) -> None:
+        self.unreachable += 1
+        if self.unreachable == 1:
+            item = outcome.item
+            self.progress.note(
+                f"llmpipe: id {item.id!r} (line {item.line}): {outcome.error}; not written,"
+                " so the next run tries it again"
+            )
 
     async def _call(self, item: Item) -> Outcome:
         """One request to the end; failures become the outcome, never an exception."""
@@ -372,78 +404,3 @@ def _read_input(source: str, stdin: BinaryIO | None) -> bytes:
     if source == "-":
         return (stdin or sys.stdin.buffer).read()
     return Path(source).read_bytes()
-
-
-def _say(err: TextIO, message: str) -> None:
-    err.write(message + "\n")
-    err.flush()
-
-
-def _report_problems(problems: list[Problem], err: TextIO) -> None:
-    for problem in problems[:MAX_NOTES]:
-        _say(err, f"llmpipe: bad input: {problem}")
-    if len(problems) > MAX_NOTES:
-        _say(err, f"llmpipe: bad input: ... and {len(problems) - MAX_NOTES} more bad lines")
-
-
-def _report_resume(
-    config: BatchConfig, loaded: Loaded, done: int, skipped_failed: int, err: TextIO
-) -> None:
-    if loaded.truncated:
-        _say(
-            err,
-            f"llmpipe: dropped a torn last line ({loaded.truncated} bytes) from {config.output}",
-        )
-    if loaded.unreadable:
-        _say(err, f"llmpipe: ignored {loaded.unreadable} unreadable lines in {config.output}")
-    if done or skipped_failed:
-        msg = f"llmpipe: resuming {config.output}: {done} already done"
-        if skipped_failed:
-            msg += f", {skipped_failed} failed earlier (skipped; --retry-failed tries them again)"
-        elif config.retry_failed and loaded.failed:
-            msg += ", retrying the ones that failed"
-        _say(err, msg)
-
-
-def _finish(
-    config: BatchConfig,
-    parsed: Parsed,
-    run: _Run,
-    skipped_failed: int,
-    err: TextIO,
-) -> int:
-    elapsed = run.clock() - run.progress.started
-    finished = run.ok + run.failed
-    rate = finished / elapsed if elapsed > 0 else 0.0
-    p = run.progress
-    _say(
-        err,
-        f"llmpipe: {finished} of {len(run.todo)} run ({run.ok} ok, {run.failed} failed)"
-        f" in {elapsed:.1f}s ({rate:.1f}/s); tokens {p.input_tokens} in /"
-        f" {p.output_tokens} out; {p.retries} retries; results in {config.output}",
-    )
-    if run.signal is not None:
-        left = len(run.todo) - finished
-        _say(err, f"llmpipe: stopped with {left} left to do; run the same command to resume")
-        return EXIT_CODES["cancelled" if run.signal == signal.SIGINT else "terminated"]
-    if run.auth_failure is not None:
-        item, exc = run.auth_failure.item, run.auth_failure.error
-        _say(
-            err,
-            f"llmpipe: error: id {item.id!r} (line {item.line}): {type(exc).__name__}: {exc}",
-        )
-        _say(err, "llmpipe: stopped: fix the credentials and run the same command to resume")
-        return EXIT_CODES["auth"]
-    if run.write_error is not None:
-        _say(err, f"llmpipe: error: cannot write {config.output}: {run.write_error}")
-        return EXIT_CODES["batch_incomplete"]
-    failed_total = skipped_failed + run.failed
-    if failed_total or parsed.problems:
-        _say(
-            err,
-            f"llmpipe: incomplete: {failed_total} ids failed, {len(parsed.problems)} bad input"
-            " lines skipped"
-            + ("; --retry-failed tries the failed ones again" if failed_total else ""),
-        )
-        return EXIT_CODES["batch_incomplete"]
-    return EXIT_CODES["ok"]

@@ -70,6 +70,14 @@ class Defaults:
     max_tokens: int | None = 4096
     json_mode: bool = False
     api_base: str | None = None
+    api_key: str | None = None  # from --api-key-env; never written anywhere
+
+    def __repr__(self) -> str:
+        key = "None" if self.api_key is None else "'***'"
+        return (
+            f"Defaults(model={self.model!r}, max_tokens={self.max_tokens},"
+            f" json_mode={self.json_mode}, api_base={self.api_base!r}, api_key={key})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +155,8 @@ def parse_line(line: bytes, number: int, defaults: Defaults) -> Item:
     where = f"id {fields.id!r}: "
     if (fields.prompt is None) == (fields.messages is None):
         raise _BadLine(where + "give either a prompt or messages (exactly one of them)")
+    if fields.prompt is not None and not fields.prompt.strip():
+        raise _BadLine(where + str(InvalidRequest("prompt", "is empty")))  # as `run` says
     messages = (
         [{"role": "user", "content": fields.prompt}]
         if fields.prompt is not None
@@ -166,6 +176,7 @@ def parse_line(line: bytes, number: int, defaults: Defaults) -> Item:
             max_tokens=fields.max_tokens if fields.max_tokens is not None else defaults.max_tokens,
             json_mode=fields.json if fields.json is not None else defaults.json_mode,
             api_base=fields.api_base or defaults.api_base,
+            api_key=defaults.api_key,
             tools=fields.tools,  # type: ignore[arg-type]
             response_format=fields.response_format,
             extra=extra,

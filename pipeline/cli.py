@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
 import sys
-import textwrap
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -27,267 +27,61 @@ from typing import Any, Protocol, TextIO
 
 from pipeline import errors
 from pipeline.batch_io import Defaults
-from pipeline.cli_exits import EXIT_CODES, EXIT_HELP, exit_code
+from pipeline.cli_args import api_key_from, build_parser
+from pipeline.cli_exits import EXIT_CODES, exit_code
+from pipeline.cli_view import RunView, describe, isatty, to_json
 from pipeline.core import Pipeline
-from pipeline.events import (
-    Event,
-    Finish,
-    ReasoningDelta,
-    Retrying,
-    TextDelta,
-    TextEnd,
-    ToolCall,
-    encode,
-)
+from pipeline.events import encode
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request
 from pipeline.stage import Instrument
 
-__all__ = ["EXIT_CODES", "build_parser", "describe", "exit_code", "main"]
-
-EXAMPLES = """examples:
-  llmpipe run --model openai/gpt-4o-mini "Why is the sky blue?"
-  echo "Summarise this" | llmpipe run --model anthropic/claude-haiku-4-5 -
-  llmpipe run --model openai/local --api-base http://localhost:8000/v1 "hi"
-  llmpipe batch prompts.jsonl -o answers.jsonl --model openai/gpt-4o-mini --concurrency 16
-  llmpipe replay ~/.llmpipe/failed/20250101T120000_empty_1a2b3c4d.json
-  llmpipe demo --trace console
-
-keys come from the provider's usual variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...);
-LLMPIPE_DUMP_DIR turns on failed-request dumps; OTEL_* configure --trace otlp.
-"""
-
-RUN_EXAMPLES = """examples:
-  llmpipe run --model openai/gpt-4o-mini --system "Be brief." "Why is the sky blue?"
-  git diff | llmpipe run -m anthropic/claude-haiku-4-5 -s "Review this diff." -
-  llmpipe run -m openai/local --api-base http://localhost:8000/v1 --json "three colours"
-
-The answer streams to stdout; reasoning ([thinking]), tool calls, retries and
-the final usage line go to stderr, so `> answer.txt` keeps only the answer.
-"""
-
-BATCH_EXAMPLES = """input (one JSON object per line; an id, and a prompt or messages):
-  {"id": "q1", "prompt": "Why is the sky blue?"}
-  {"id": "q2", "messages": [{"role": "user", "content": "hi"}], "model": "openai/gpt-4o",
-   "system": "Be brief.", "max_tokens": 200, "temperature": 0.2, "json": false}
-  per-line overrides: model, system, max_tokens, json, api_base, temperature, tools,
-  response_format, extra
-
-output (one JSON line per id, written as soon as it finishes, in finishing order):
-  {"id": "q1", "text": "...", "reasoning": "", "tool_calls": [], "stop_reason": "stop",
-   "usage": {"input_tokens": 12, "output_tokens": 80, "cached_tokens": 0,
-   "source": "provider"}, "model": "...", "attempts": 1, "error": null, "line": 1,
-   "elapsed_s": 1.234}
-  a failed id has "error": {"kind": "rate_limited", "type": "RetriesExhausted",
-  "message": "..."}
-
-resume: run the same command again. Ids with a result are skipped; ids that
-failed are skipped too unless --retry-failed (their new line replaces the
-old). Ctrl-C or SIGTERM stops cleanly (exit 130 / 143); even after SIGKILL
-the output holds only whole lines.
-
-example:
-  llmpipe batch prompts.jsonl -o answers.jsonl --model openai/gpt-4o-mini --concurrency 16
-  llmpipe batch prompts.jsonl -o answers.jsonl --model openai/gpt-4o-mini --retry-failed
-"""
-
-REPLAY_EXAMPLES = """Dumps are written when LLMPIPE_DUMP_DIR (or RetryPolicy.dump_dir) is set:
-one JSON file per rate-limited or empty answer, with the request (never the
-API key) and the chunks received. Replay feeds those chunks through the real
-pipeline (reassemble, usage, empty_check, retry with no retries) instead of
-calling the provider, and prints each event and the error it ends with.
-
-example:
-  LLMPIPE_DUMP_DIR=~/.llmpipe/failed llmpipe batch prompts.jsonl -o out.jsonl -m openai/gpt-4o
-  llmpipe replay ~/.llmpipe/failed/20250101T120000_empty_1a2b3c4d.json
-"""
-
-DEMO_EXAMPLES = """example:
-  llmpipe demo
-  llmpipe demo --trace console     # and the span tree of every call
-"""
+__all__ = ["EXIT_CODES", "build_parser", "console", "describe", "exit_code", "main"]
 
 log = logging.getLogger("llmpipe.cli")
 
 
+#: how long loading the provider library may take before a terminal is told
+LOADING_NOTICE_S = 1.0
+
+#: at exit, how long --trace otlp may spend sending the last spans: enough for a
+#: collector that answers, and no long wait for one that is not there
+TRACE_FLUSH_S = 1.0
+
+
 class _Handle(Protocol):
-    def shutdown(self) -> None: ...
+    def shutdown(self, timeout_s: float | None = None) -> None: ...
 
     def instrument(self) -> Instrument: ...
-
-
-# --- the parser ---------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show tracebacks and debug logs",
-    )
-    common.add_argument(
-        "--trace",
-        choices=("otlp", "console"),
-        default=argparse.SUPPRESS,
-        help="trace every call: otlp (to the collector the OTEL_* variables name, e.g. Jaeger)"
-        " or console (a span tree per call on stderr)",
-    )
-    parser = argparse.ArgumentParser(
-        prog="llmpipe",
-        description=textwrap.fill(
-            "Robust, observable LLM calls through LiteLLM, as a pipeline of stages:"
-            " try a model (run), push a file of prompts through it (batch), debug a failed"
-            " request offline (replay), or watch it all work without keys (demo).",
-            79,
-        ),
-        epilog=EXAMPLES + "\n" + EXIT_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
-            name,
-            help=help,
-            description=textwrap.fill(description, 79),
-            epilog=epilog + "\n" + EXIT_HELP,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            parents=[common],
-        )
-
-    run = command(
-        "run",
-        "stream one answer to stdout",
-        "Send one prompt and stream the answer to stdout as it arrives.",
-        RUN_EXAMPLES,
-    )
-    run.add_argument("prompt", metavar="PROMPT", help="the user message, or - to read stdin")
-    _request_options(run, model_required=True)
-    _retry_option(run)
-
-    batch = command(
-        "batch",
-        "run a JSONL file of requests, N at a time; resumable",
-        "Run every request of a JSONL file through one pipeline, N at a time, writing each"
-        " result to OUT as one JSON line as soon as it finishes. Re-run to resume.",
-        BATCH_EXAMPLES,
-    )
-    batch.add_argument("input", metavar="IN.jsonl", help="the requests, one per line (- for stdin)")
-    batch.add_argument(
-        "-o", "--output", required=True, metavar="OUT.jsonl", help="where results go (appended)"
-    )
-    _request_options(batch, model_required=False)
-    batch.add_argument(
-        "-c",
-        "--concurrency",
-        type=_positive_int,
-        default=8,
-        metavar="N",
-        help="requests in flight at once (default 8)",
-    )
-    batch.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="also run the ids whose earlier result is an error",
-    )
-    batch.add_argument(
-        "--strict",
-        action="store_true",
-        help="stop before sending anything if any input line is bad (default: skip it)",
-    )
-    batch.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress display (errors still show)"
-    )
-    batch.add_argument(
-        "--progress-every",
-        type=float,
-        default=5.0,
-        metavar="S",
-        help="seconds between progress lines when stderr is not a terminal (default 5)",
-    )
-    _retry_option(batch)
-
-    replay = command(
-        "replay",
-        "re-run a failed-request dump offline and print its events",
-        "Replay a failed-request dump through the pipeline, with the recorded chunks in"
-        " place of the provider: a production failure, debugged offline.",
-        REPLAY_EXAMPLES,
-    )
-    replay.add_argument(
-        "dump", metavar="DUMP.json", help="a dump file (format llmpipe.failed-request/1)"
-    )
-    replay.add_argument("--json", action="store_true", help="print events as JSON lines")
-    replay.add_argument("--chunks", action="store_true", help="also print the recorded chunks")
-    replay.add_argument(
-        "--show-request", action="store_true", help="also print the recorded request as JSON"
-    )
-
-    command(
-        "demo",
-        "a scripted session against the built-in fake provider (offline)",
-        "Start the built-in fake provider on 127.0.0.1 and run a short scripted session"
-        " through the full default pipeline: streamed text, a tool call, a 429 with"
-        " retry-after-ms handled by the retry stage, an empty answer retried."
-        " No keys, no network.",
-        DEMO_EXAMPLES,
-    )
-    return parser
-
-
-def _request_options(p: argparse.ArgumentParser, *, model_required: bool) -> None:
-    what = "" if model_required else " (default for lines without a model)"
-    p.add_argument(
-        "--model", "-m", required=model_required, help="litellm model, e.g. openai/gpt-4o" + what
-    )
-    p.add_argument("--system", "-s", help="system prompt")
-    p.add_argument("--json", action="store_true", help="ask for a JSON object answer")
-    p.add_argument(
-        "--max-tokens",
-        type=int,
-        default=4096,
-        metavar="N",
-        help="answer budget (default 4096)",
-    )
-    p.add_argument("--api-base", metavar="URL", help="base URL of any OpenAI-compatible server")
-
-
-def _retry_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--retries",
-        type=int,
-        metavar="N",
-        help="retries per cause (default: 10 for rate limits, 3 for transient errors and"
-        " empty answers; 0 disables retrying)",
-    )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 # --- main -----------------------------------------------------------------------------------
 
 
+def console() -> None:
+    """The program ``llmpipe``: ``main``, then exit without the interpreter's last
+    garbage collections, which walk litellm's objects for about 2 s after the
+    work is done (``gc.freeze``; files and the standard streams are still
+    flushed and closed as usual)."""
+    code = main()
+    gc.freeze()
+    raise SystemExit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error (already printed)
-        return exc.code if isinstance(exc.code, int) else EXIT_CODES["bad_input"]
-    # given before or after the command (SUPPRESS keeps one from undoing the other)
-    args.debug = getattr(args, "debug", False)
-    args.trace = getattr(args, "trace", None)
-    with _logging(args.debug):
-        return _main(args)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+            return exc.code if isinstance(exc.code, int) else EXIT_CODES["bad_input"]
+        # given before or after the command (SUPPRESS keeps one from undoing the other)
+        args.debug = getattr(args, "debug", False)
+        args.trace = getattr(args, "trace", None)
+        with _logging(args.debug):
+            return _main(args)
+    except KeyboardInterrupt:  # outside the event loop: starting up, or flushing traces
+        print("\nllmpipe: interrupted", file=sys.stderr)
+        return EXIT_CODES["cancelled"]
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -296,8 +90,13 @@ def _main(args: argparse.Namespace) -> int:
         "run": lambda: _run(args, out, err),
         "batch": lambda: _batch(args, err),
         "replay": lambda: _replay(args, out),
-        "demo": lambda: _demo(args, out),
+        "demo": lambda: _demo(args, out, err),
     }
+    try:
+        args.api_key = api_key_from(getattr(args, "api_key_env", None))
+    except errors.InvalidRequest as exc:  # a usage error, said as argparse says them
+        print(f"llmpipe: error: {exc.field}: {exc.problem}", file=err)
+        return EXIT_CODES["bad_input"]
     try:
         tracing = _start_tracing(args.trace, out if args.command == "demo" else err)
         args.instrument = tracing.instrument() if tracing is not None else None
@@ -316,7 +115,7 @@ def _main(args: argparse.Namespace) -> int:
         return _fail(exc, args.debug, err)
     finally:
         if tracing is not None:
-            tracing.shutdown()
+            tracing.shutdown(timeout_s=TRACE_FLUSH_S)
 
 
 def _fail(exc: BaseException, debug: bool, err: TextIO) -> int:
@@ -324,11 +123,17 @@ def _fail(exc: BaseException, debug: bool, err: TextIO) -> int:
     if debug:
         traceback.print_exception(exc, file=err)
     code = exit_code(exc)
+    message = " ".join(str(exc).split())  # one line, whatever the provider sent
     if code == EXIT_CODES["internal"]:
         hint = "" if debug else " (run with --debug for the traceback)"
-        print(f"llmpipe: internal error: {type(exc).__name__}: {exc}{hint}", file=err)
-    else:
-        print(f"llmpipe: error: {type(exc).__name__}: {exc}", file=err)
+        print(f"llmpipe: internal error: {type(exc).__name__}: {message}{hint}", file=err)
+        return code
+    if code == EXIT_CODES["auth"]:
+        message += (
+            " (the key comes from the provider's usual variable, e.g. OPENAI_API_KEY,"
+            " or from the one --api-key-env NAME names)"
+        )
+    print(f"llmpipe: error: {type(exc).__name__}: {message}", file=err)
     return code
 
 
@@ -386,11 +191,32 @@ def _silence_stdout() -> None:
         pass
 
 
+async def _load_provider(err: TextIO) -> None:
+    """Import litellm before the first call (seconds, the first time); a terminal is
+    told when it takes more than ``LOADING_NOTICE_S``, on a line erased afterwards."""
+    from stages.dispatch import import_litellm
+
+    loading = asyncio.ensure_future(import_litellm())
+    try:
+        done, _ = await asyncio.wait({loading}, timeout=LOADING_NOTICE_S)
+        if done or not isatty(err):
+            await loading
+            return
+        err.write("llmpipe: loading the provider library…")
+        err.flush()
+        try:
+            await loading
+        finally:
+            err.write("\r\x1b[2K")
+            err.flush()
+    finally:
+        loading.cancel()  # nothing when it is done; else the waiter only, not the import
+
+
 def _policy(retries: int | None) -> RetryPolicy | None:
     if retries is None:
         return None
-    n = max(retries, 0)
-    return RetryPolicy(rate_limit_retries=n, transient_retries=n, empty_retries=n)
+    return RetryPolicy(rate_limit_retries=retries, transient_retries=retries, empty_retries=retries)
 
 
 def _pipeline(args: argparse.Namespace, **options: Any) -> Pipeline:
@@ -417,10 +243,9 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         json_mode=args.json,
         max_tokens=args.max_tokens,
         api_base=args.api_base,
+        api_key=args.api_key,
     )
-    from stages.dispatch import import_litellm
-
-    await import_litellm()  # first, so neither the timings nor --trace count the import
+    await _load_provider(err)  # first, so neither the timings nor --trace count the import
     view = RunView(out, err)
     started = time.monotonic()
     try:
@@ -431,83 +256,6 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         view.end_line()
     view.summary(time.monotonic() - started)
     return 0
-
-
-class RunView:
-    """How ``llmpipe run`` prints events: the answer on ``out``, the rest on ``err``."""
-
-    def __init__(self, out: TextIO, err: TextIO) -> None:
-        self.out, self.err = out, err
-        self.dim = _isatty(err)
-        self.in_text = False  # the answer's line is open on out
-        self.thinking = False  # a [thinking] block is open on err
-        self.retries = 0
-        self.finish: Finish | None = None
-
-    def show(self, ev: Event) -> None:
-        if isinstance(ev, TextDelta):
-            self._close_thinking()
-            self.out.write(ev.text)
-            self.out.flush()
-            if ev.text:
-                self.in_text = not ev.text.endswith("\n")
-        elif isinstance(ev, ReasoningDelta):
-            if not self.thinking:
-                self.thinking = True
-                self.err.write(self._style("[thinking] "))
-            self.err.write(self._style(ev.text))
-            self.err.flush()
-        elif isinstance(ev, ToolCall):
-            self._close_thinking()
-            self.end_line()
-            mark = " (arguments repaired: may be truncated)" if ev.repaired else ""
-            self.err.write(f"[tool call] {ev.name}({_json(ev.arguments)}) id={ev.id}{mark}\n")
-        elif isinstance(ev, Retrying):
-            self._close_thinking()
-            self.retries += 1
-            self.err.write(
-                f"[retrying] {_REASONS.get(ev.reason, ev.reason)}: attempt {ev.attempt} failed;"
-                f" trying again in {ev.delay_s:.1f}s\n"
-            )
-        elif isinstance(ev, TextEnd):
-            self.end_line()  # now: the --trace console tree is printed as the call ends
-        elif isinstance(ev, Finish):
-            self.finish = ev
-
-    def end_line(self) -> None:
-        """End the answer's line on stdout (and an open [thinking] block)."""
-        self._close_thinking()
-        if self.in_text:
-            self.out.write("\n")
-            self.out.flush()
-            self.in_text = False
-
-    def summary(self, elapsed_s: float) -> None:
-        f = self.finish
-        if f is None:
-            return
-        retries = f" · {self.retries} {'retry' if self.retries == 1 else 'retries'}"
-        self.err.write(
-            f"[{f.stop_reason}] {f.input_tokens} in / {f.output_tokens} out tokens"
-            f" ({f.cached_tokens} cached, usage {f.usage_source})"
-            f"{retries if self.retries else ''} · model {f.model} · {elapsed_s:.1f}s\n"
-        )
-        self.err.flush()
-
-    def _close_thinking(self) -> None:
-        if self.thinking:
-            self.err.write("\n")
-            self.thinking = False
-
-    def _style(self, text: str) -> str:
-        return f"\x1b[2m{text}\x1b[0m" if self.dim else text
-
-
-_REASONS = {
-    "rate_limited": "rate limited",
-    "transient": "transient failure",
-    "empty": "empty answer",
-}
 
 
 # --- batch ------------------------------------------------------------------------------------
@@ -525,16 +273,15 @@ async def _batch(args: argparse.Namespace, err: TextIO) -> int:
             max_tokens=args.max_tokens,
             json_mode=args.json,
             api_base=args.api_base,
+            api_key=args.api_key,
         ),
         concurrency=args.concurrency,
         retry_failed=args.retry_failed,
         strict=args.strict,
         progress=not args.quiet,
-        progress_interval_s=max(args.progress_every, 0.1),
+        progress_interval_s=args.progress_every,
     )
-    from stages.dispatch import import_litellm
-
-    return await run_batch(config, _pipeline(args), err=err, prepare=import_litellm)
+    return await run_batch(config, _pipeline(args), err=err, prepare=lambda: _load_provider(err))
 
 
 # --- replay -----------------------------------------------------------------------------------
@@ -563,7 +310,7 @@ async def _replay(args: argparse.Namespace, out: TextIO) -> int:
         f"  {len(dump.chunks)} chunks recorded\n"
     )
     if args.show_request:
-        out.write(_json(json.loads(encode(req))) + "\n")
+        out.write(to_json(json.loads(encode(req))) + "\n")
     if args.chunks:
         for chunk in dump.chunks:
             out.write(f"  chunk {encode(chunk).decode()}\n")
@@ -591,49 +338,15 @@ async def _replay(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_CODES["ok"]
 
 
-def describe(ev: Event) -> str:
-    """One event as one readable line."""
-    if isinstance(ev, TextDelta | ReasoningDelta):
-        return f"{type(ev).__struct_config__.tag:<15} {ev.text!r}"
-    if isinstance(ev, TextEnd):
-        return f"{'text_end':<15} {len(ev.text)} chars: {_clip(ev.text)!r}"
-    if isinstance(ev, ToolCall):
-        mark = " (repaired)" if ev.repaired else ""
-        return f"{'tool_call':<15} {ev.name}({_json(ev.arguments)}) id={ev.id}{mark}"
-    if isinstance(ev, Retrying):
-        return f"{'retrying':<15} attempt {ev.attempt} failed ({ev.reason}); wait {ev.delay_s:.1f}s"
-    if isinstance(ev, Finish):
-        return (
-            f"{'finish':<15} {ev.stop_reason}; {ev.input_tokens} in / {ev.output_tokens} out"
-            f" tokens ({ev.cached_tokens} cached, usage {ev.usage_source}); model {ev.model}"
-        )
-    return encode(ev).decode()
-
-
 # --- demo -------------------------------------------------------------------------------------
 
 
-async def _demo(args: argparse.Namespace, out: TextIO) -> int:
+async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pipeline.demo import POLICY, run_demo
-    from stages.dispatch import import_litellm
 
-    return await run_demo(out, pipe=_pipeline(args, policy=POLICY), prepare=import_litellm)
-
-
-def _clip(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+    pipe = _pipeline(args, policy=POLICY)
+    return await run_demo(out, pipe=pipe, prepare=lambda: _load_provider(err))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    console()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from pipeline import errors
+from pipeline.batch_breaker import STOP_AFTER
 
 __all__ = ["EXIT_CODES", "EXIT_HELP", "exit_code", "failure_kind"]
 
@@ -21,12 +22,14 @@ EXIT_CODES: dict[str, int] = {
     "rate_limited": 4,
     "provider": 5,
     "interrupted": 6,
+    "rejected": 7,
+    "unreachable": 8,
     "cancelled": 130,
     "internal": 70,
     "terminated": 143,
 }
 
-EXIT_HELP = """exit codes:
+EXIT_HELP = f"""exit codes:
   0    ok
   1    batch: finished, but some lines failed or were skipped as bad input
   2    bad input (a bad argument, prompt, request field or input line; nothing was sent)
@@ -34,21 +37,32 @@ EXIT_HELP = """exit codes:
   4    rate limited, and the retries ran out
   5    other provider errors (5xx, timeouts, empty answers, content filter, ...)
   6    the stream broke after part of the answer was printed
+  7    the provider rejected the request (HTTP 400/404/422: a parameter, an unknown
+       model, a prompt over the context window)
+  8    cannot connect to the provider (refused, host not found; nothing was sent);
+       batch: stopped after {STOP_AFTER} connection failures in a row
   70   an unexpected internal error (a bug: please report it with the --debug output)
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM). A batch resumes when re-run.
 """
 
 
 def failure_kind(exc: BaseException) -> str:
-    """The ``EXIT_CODES`` key of the failure ``exc``."""
-    if isinstance(exc, errors.InvalidRequest | errors.BadRequest):
+    """The ``EXIT_CODES`` key of the failure ``exc``.
+
+    "bad_input" is a refusal before anything was sent (``InvalidRequest``);
+    "rejected" is the provider's refusal of what was sent (``BadRequest``
+    and its subclasses: HTTP 400, 404, 422).
+    """
+    if isinstance(exc, errors.InvalidRequest):
         return "bad_input"
+    if isinstance(exc, errors.BadRequest):
+        return "rejected"
     if isinstance(exc, errors.AuthenticationFailed):
         return "auth"
-    if isinstance(exc, errors.RateLimited) or (
-        isinstance(exc, errors.RetriesExhausted) and isinstance(exc.__cause__, errors.RateLimited)
-    ):
+    if _is(exc, errors.RateLimited):
         return "rate_limited"
+    if _is(exc, errors.ProviderUnreachable):
+        return "unreachable"
     if isinstance(exc, errors.StreamInterrupted):
         return "interrupted"
     if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
@@ -56,6 +70,13 @@ def failure_kind(exc: BaseException) -> str:
     if isinstance(exc, errors.PipelineError):
         return "provider"
     return "internal"
+
+
+def _is(exc: BaseException, kind: type[BaseException]) -> bool:
+    """``exc`` is a ``kind``, or retries of a ``kind`` that ran out."""
+    if isinstance(exc, kind):
+        return True
+    return isinstance(exc, errors.RetriesExhausted) and isinstance(exc.__cause__, kind)
 
 
 def exit_code(exc: BaseException) -> int:

@@ -29,6 +29,7 @@ __all__ = [
     "ProviderError",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "ProviderUnreachable",
     "RateLimited",
     "RetriesExhausted",
     "StageNotFound",
@@ -111,6 +112,32 @@ class ProviderUnavailable(ProviderError):
     """Connection failures and 5xx answers: the server may do better soon."""
 
     transient = True
+
+
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection to the provider: refused, host name not found, network unreachable.
+
+    Nothing was sent. ``host`` and ``port`` say where the call tried to go
+    (``None`` when unknown) and ``reason`` why, in a few words
+    (``"connection refused"``); the message is ``cannot connect to
+    host:port (reason)``. Transient, like every connection failure: a server
+    that is restarting answers again soon. A batch stops after a few in a
+    row instead of trying every line (see ``pipeline.batch``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        reason: str = "",
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.host = host
+        self.port = port
+        self.reason = reason
 
 
 class BadRequest(ProviderError):

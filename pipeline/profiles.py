@@ -7,7 +7,11 @@ A generic stage never tests a model name; it asks the request's profile
 then by model prefix, case-insensitively; the first match wins.
 
 An explicit ``api_base`` always wins over a profile's default; only its
-normalisation (``strip_base_suffix``) still applies.
+normalisation (``strip_base_suffix``) still applies. An explicit base that
+no row claims is an OpenAI-compatible server (vLLM, llama.cpp, Ollama's
+``/v1``, LM Studio, a proxy): ``OPENAI_COMPATIBLE``, whose bare model names
+(``any-model``, ``meta-llama/Llama-3.1-8B``: no provider prefix litellm
+knows) dispatch sends to litellm as ``openai/<model>``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["DEFAULT", "PROFILES", "Profile", "apply_profile", "resolve"]
+__all__ = ["DEFAULT", "OPENAI_COMPATIBLE", "PROFILES", "Profile", "apply_profile", "resolve"]
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
@@ -40,7 +44,12 @@ class Profile:
       ``extra_params``: parameters it needs (the caller's ``extra`` wins);
     - ``default_system``: a system prompt to send when the caller gives none;
     - ``tool_compat_errors``: error texts meaning "this model cannot use
-      native tools here", which switch the model to tool-compat mode.
+      native tools here", which switch the model to tool-compat mode;
+    - ``bare_model_provider``: the API a model string that names no provider
+      speaks (``"openai"``: the request goes to litellm as
+      ``openai/<model>``, the server still sees ``<model>``), and, when no
+      key is given, a placeholder key is sent (the OpenAI client needs one;
+      servers without authentication ignore it).
     """
 
     name: str
@@ -56,6 +65,7 @@ class Profile:
     extra_params: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
     default_system: str | None = None
     tool_compat_errors: tuple[str, ...] = ()
+    bare_model_provider: str | None = None
 
     @property
     def tool_compat(self) -> bool:
@@ -111,6 +121,9 @@ PROFILES: tuple[Profile, ...] = (
 
 DEFAULT = Profile("default")
 
+#: an explicit ``api_base`` that no row claims: an OpenAI-compatible server
+OPENAI_COMPATIBLE = Profile("openai_compatible", bare_model_provider="openai")
+
 
 def resolve(model: str, api_base: str | None = None) -> Profile:
     """The profile for a model string and (optional) base URL."""
@@ -118,7 +131,8 @@ def resolve(model: str, api_base: str | None = None) -> Profile:
     lower = model.lower()
     row = next((p for p in PROFILES if base and any(m in base for m in p.base_markers)), None)
     if row is None:
-        row = next((p for p in PROFILES if lower.startswith(p.prefixes)), DEFAULT)
+        fallback = OPENAI_COMPATIBLE if base else DEFAULT
+        row = next((p for p in PROFILES if lower.startswith(p.prefixes)), fallback)
     if row.cache_routes and not row.cache_control:
         route = lower.split("/", 1)[1] if "/" in lower else lower
         if route.startswith(row.cache_routes):

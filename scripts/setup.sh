@@ -9,4 +9,7 @@ if [ ! -x .tools/bin/uv ]; then
     .tools/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
 fi
 # --locked: install exactly uv.lock, and fail if pyproject.toml and the lock disagree.
-.tools/bin/uv sync --locked --quiet --python python3
+# --compile-bytecode: write the .pyc files now (once; later runs check them in about
+# a second), so the first `llmpipe` does not compile litellm's thousands of modules,
+# and an environment with PYTHONDONTWRITEBYTECODE=1 does not compile them every run.
+.tools/bin/uv sync --locked --quiet --python python3 --compile-bytecode

@@ -10,8 +10,12 @@ buffers: nothing
   job, once; the profile's ``drop_params`` / ``extra_params`` apply;
 - where the profile says streaming is broken (``streaming="simulated"``),
   one non-streamed call, played back as the chunks of a stream;
-- litellm is imported on first use, on a worker thread (the import takes
-  seconds) and with the offline cost map, so nothing waits on the network;
+- litellm is imported on first use, on a daemon thread (the import takes
+  seconds; a Ctrl-C meanwhile ends the program at once instead of waiting
+  for it) and with the offline cost map, so nothing waits on the network;
+- a bare model name for an OpenAI-compatible server (the profile's
+  ``bare_model_provider``) goes to litellm as ``openai/<model>``, with a
+  placeholder key when none is given (``build_kwargs``);
 - the HTTP response is closed (``aclose``) on every exit path: end, error,
   ``break`` downstream, cancellation;
 - the policy's first-chunk and idle timeouts bound each pull from the
@@ -25,9 +29,12 @@ buffers: nothing
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import importlib
 import os
 import sys
+import threading
 from collections.abc import AsyncIterator, Awaitable
 from types import ModuleType
 from typing import Any, TypeVar
@@ -39,9 +46,14 @@ from pipeline.stage import Context, Stage, closing, stage
 from stages.litellm_chunks import provider_reported_usage, response_chunks, to_chunk
 from stages.litellm_errors import translate
 
-__all__ = ["build_kwargs", "close_clients", "import_litellm", "litellm_dispatch"]
+__all__ = ["NO_KEY", "build_kwargs", "close_clients", "import_litellm", "litellm_dispatch"]
 
 T = TypeVar("T")
+
+#: sent as the key to an OpenAI-compatible server when none is given: the
+#: OpenAI client refuses to send a request without one, and servers without
+#: authentication ignore it. Plainly not a key, in a log or a server's.
+NO_KEY = "no-key"
 
 
 def litellm_dispatch() -> Stage:
@@ -126,10 +138,11 @@ async def _timed(awaitable: Awaitable[T], seconds: float | None, which: str) -> 
 
 def build_kwargs(req: Request, profile: Profile = DEFAULT) -> dict[str, Any]:
     """The keyword arguments of ``litellm.acompletion`` for a normalized request."""
+    model = litellm_model(req.model, profile)
     kwargs: dict[str, Any] = {
         **profile.extra_params,
         **req.extra,
-        "model": req.model,
+        "model": model,
         "messages": req.messages,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -143,11 +156,34 @@ def build_kwargs(req: Request, profile: Profile = DEFAULT) -> dict[str, Any]:
         kwargs["response_format"] = req.response_format
     if req.api_key:
         kwargs["api_key"] = req.api_key
+    elif model != req.model and profile.bare_model_provider == "openai":
+        # as the openai SDK does: OPENAI_API_KEY if set, else no key (a placeholder)
+        kwargs["api_key"] = os.environ.get("OPENAI_API_KEY") or NO_KEY
     if req.api_base:
         kwargs["api_base"] = req.api_base
     for name in profile.drop_params:
         kwargs.pop(name, None)
     return kwargs
+
+
+def litellm_model(model: str, profile: Profile = DEFAULT) -> str:
+    """The model string litellm needs: ``openai/<model>`` for a bare name sent to an
+    OpenAI-compatible server (``meta-llama/Llama-3.1-8B`` is bare too: litellm knows
+    no provider "meta-llama"), else ``model`` unchanged."""
+    provider = profile.bare_model_provider
+    if provider is None:
+        return model
+    prefix, slash, _ = model.partition("/")
+    if slash and prefix.lower() in _litellm_providers():
+        return model
+    return f"{provider}/{model}"
+
+
+def _litellm_providers() -> frozenset[str]:
+    module = sys.modules.get("litellm")
+    if module is None or not hasattr(module, "provider_list"):
+        module = _load_litellm()
+    return frozenset(str(getattr(p, "value", p)) for p in module.provider_list)
 
 
 def _cause(exc: BaseException, req: Request) -> BaseException | None:
@@ -158,18 +194,80 @@ def _cause(exc: BaseException, req: Request) -> BaseException | None:
 
 
 async def import_litellm() -> ModuleType:
-    """litellm, imported on first use off the event loop, offline-safe."""
+    """litellm, imported on first use off the event loop, offline-safe.
+
+    The import (seconds) runs once per process, on a daemon thread that
+    every caller waits for. Not ``asyncio.to_thread``: the executor's
+    threads are joined when the loop and the interpreter end, so a Ctrl-C
+    during the import would wait for it to finish.
+    """
     module = sys.modules.get("litellm")
     if module is not None and hasattr(module, "acompletion"):
         return module
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[ModuleType] = loop.create_future()
+    source = _start_import()
+
+    def wake(_: concurrent.futures.Future[ModuleType]) -> None:
+        with contextlib.suppress(RuntimeError):  # that loop closed (its caller was cancelled)
+            loop.call_soon_threadsafe(_settle, done, source)
+
+    source.add_done_callback(wake)
+    return await done
+
+
+def _settle(
+    done: asyncio.Future[ModuleType], source: concurrent.futures.Future[ModuleType]
+) -> None:
+    if done.done():  # the waiter was cancelled
+        return
+    error = source.exception()
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(source.result())
+
+
+_import_lock = threading.Lock()
+_import: concurrent.futures.Future[ModuleType] | None = None
+
+
+def _start_import() -> concurrent.futures.Future[ModuleType]:
+    """The one import of litellm (started here if it was not yet); a failed one
+    is started again by the next caller."""
+    global _import
+    with _import_lock:
+        if _import is None or (_import.done() and _import.exception() is not None):
+            _import = concurrent.futures.Future()
+            _import.set_running_or_notify_cancel()  # a waiter's cancel never cancels it
+            threading.Thread(
+                target=_import_into, args=(_import,), name="llmpipe-import-litellm", daemon=True
+            ).start()
+        return _import
+
+
+def _import_into(future: concurrent.futures.Future[ModuleType]) -> None:
+    try:
+        future.set_result(_load_litellm())
+    except BaseException as exc:  # handed to the waiters, raised there
+        future.set_exception(exc)
+
+
+def _load_litellm() -> ModuleType:
     # Without these, importing litellm fetches a cost map (and, on first
     # Anthropic OAuth use, a beta-headers table) over the network, which
     # offline stalls for seconds. A value the user set wins.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
-    module = await asyncio.to_thread(importlib.import_module, "litellm")
+    module = importlib.import_module("litellm")
     # litellm prints "Give Feedback / Get Help" banners on errors otherwise.
     setattr(module, "suppress_debug_info", True)  # noqa: B010
+    # Its cost calculation counts tokens after every call, and for a model named
+    # "...llama-3..." (common on local servers) fetches a tokenizer from the
+    # Hugging Face hub: offline, a stall of about 25 s. The bundled OpenAI
+    # tokenizer instead, unless the application chose.
+    if getattr(module, "disable_hf_tokenizer_download", None) is None:
+        setattr(module, "disable_hf_tokenizer_download", True)  # noqa: B010
     return module
 
 

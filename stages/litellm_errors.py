@@ -2,30 +2,44 @@
 
 Classification goes by litellm's exception class first and the HTTP status
 second, so a provider litellm maps oddly (403 as a bare ``APIError``, 529
-overloaded) still lands on the right branch. Messages are scrubbed of the
-request's API key and of anything shaped like a key.
+overloaded) still lands on the right branch. A failure to connect at all
+(refused, host not found) becomes ``ProviderUnreachable`` naming host and
+port, found in the exception's causes. Messages are the provider's words,
+once: litellm's ``litellm.InternalServerError: InternalServerError:
+OpenAIException - `` prefixes and JSON wrappers are taken off
+(``clean_message``), and they are scrubbed of the request's API key and of
+anything shaped like a key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ast
+import errno
+import json
+import re
+import socket
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeline.errors import (
     AuthenticationFailed,
     BadRequest,
     ContentFiltered,
     ContextWindowExceeded,
+    InvalidRequest,
     ModelNotFound,
+    PipelineError,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     redact,
 )
 from pipeline.request import Request
 
-__all__ = ["response_headers", "translate"]
+__all__ = ["clean_message", "response_headers", "translate"]
 
 _CONTEXT_HINTS = (
     "context length",
@@ -60,13 +74,35 @@ _BY_CLASS: dict[str, type[ProviderError]] = {
 }
 
 
-def translate(exc: BaseException, req: Request) -> ProviderError:
+# litellm raises this before sending anything when a model string names no provider
+_NO_PROVIDER = "LLM Provider NOT provided"
+
+# why a connection could not be made, by errno (socket.gaierror: the name lookup)
+_UNREACHABLE = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.EADDRNOTAVAIL: "address not available",
+}
+
+
+def translate(exc: BaseException, req: Request) -> PipelineError:
     """The ``pipeline.errors`` exception for an exception raised by litellm."""
     if isinstance(exc, ProviderError):  # already ours (a timeout of this stage)
         return exc
+    unreachable = _unreachable(exc, req)
+    if unreachable is not None:
+        return unreachable
     status = _status(exc)
     cls = _classify(exc, status)
-    message = redact(_message(exc), req.api_key)
+    raw = _message(exc)
+    if cls is BadRequest and _NO_PROVIDER in raw:
+        return InvalidRequest(
+            "model",
+            f"{req.model!r} names no provider litellm knows: write provider/model"
+            " (e.g. openai/gpt-4o-mini), or give api_base for an OpenAI-compatible server",
+        )
+    message = redact(clean_message(raw), req.api_key)
     lowered = message.lower()
     if cls is BadRequest and any(h in lowered for h in _CONTEXT_HINTS):
         cls = ContextWindowExceeded
@@ -117,8 +153,109 @@ def _status(exc: BaseException) -> int | None:
 
 
 def _message(exc: BaseException) -> str:
-    text = str(getattr(exc, "message", "") or exc) or type(exc).__name__
-    return text.removeprefix("litellm.")
+    return str(getattr(exc, "message", "") or exc) or type(exc).__name__
+
+
+# "litellm.InternalServerError: InternalServerError: OpenAIException - ", in any mix
+_PREFIXES = re.compile(r"^(?:litellm\.)?(?:\w*(?:Error|Exception)(?::| -) *)+")
+_HANDLE_WITH = re.compile(r"\.?\s*Handle with `litellm\.\w+`\.?\s*$")
+_ERROR_CODE = re.compile(r"^Error code: \d+ - ", re.IGNORECASE)
+
+
+def clean_message(text: str) -> str:
+    """The provider's own words from a litellm message: class-name prefixes
+    and litellm's advice removed, a JSON error body reduced to its message."""
+    stripped = _HANDLE_WITH.sub("", _PREFIXES.sub("", text.strip(), count=1)).strip()
+    stripped = _ERROR_CODE.sub("", stripped)
+    return _body_message(stripped) or stripped or text.strip()
+
+
+def _body_message(text: str) -> str | None:
+    """``error.message`` (or ``message``) of a JSON, Python-dict or bytes-literal body."""
+    if not text.startswith(("{", "b'", 'b"')):
+        return None
+    try:
+        value: Any = ast.literal_eval(text) if text.startswith("b") else json.loads(text)
+    except (ValueError, SyntaxError):
+        try:
+            value = ast.literal_eval(text)  # a Python dict repr ("{'error': ...}")
+        except (ValueError, SyntaxError):
+            return None
+    if isinstance(value, bytes):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dict):
+        return None
+    error = value.get("error")
+    for source in (error, value):
+        if isinstance(source, dict) and isinstance(source.get("message"), str):
+            return str(source["message"]).strip() or None
+    return error if isinstance(error, str) and error.strip() else None
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes, outermost first (cycles and very long chains cut)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _unreachable(exc: BaseException, req: Request) -> ProviderUnreachable | None:
+    """``ProviderUnreachable`` when the cause is a connection never made, else ``None``."""
+    chain = list(_chain(exc))
+    reason = None
+    for cause in chain:
+        if isinstance(cause, socket.gaierror):
+            reason = "host not found" if cause.errno in _NAME_UNKNOWN else "name lookup failed"
+        elif isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            reason = _UNREACHABLE.get(cause.errno or 0, reason)
+    if reason is None:
+        return None
+    host, port = _where(chain, req)
+    place = f"{host}:{port}" if host and port else host or "the provider"
+    return ProviderUnreachable(
+        f"cannot connect to {place} ({reason})",
+        host=host,
+        port=port,
+        reason=reason,
+        provider=getattr(exc, "llm_provider", None) or None,
+    )
+
+
+_NAME_UNKNOWN = frozenset(
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+)
+
+
+def _where(chain: list[BaseException], req: Request) -> tuple[str | None, int | None]:
+    """Host and port of the failed connection: said by the innermost exception that
+    knows (aiohttp's ``host``/``port``, an HTTP client's request URL), else the base."""
+    for cause in reversed(chain):
+        host, port = getattr(cause, "host", None), getattr(cause, "port", None)
+        if isinstance(host, str) and host and isinstance(port, int):
+            return host, port
+    urls = [str(getattr(getattr(c, "request", None), "url", "") or "") for c in chain]
+    for url in [req.api_base or "", *reversed(urls)]:
+        host, port = _host_port(url)
+        if host:
+            return host, port
+    return None, None
+
+
+def _host_port(url: str) -> tuple[str | None, int | None]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None, None
+    return parts.hostname, port
 
 
 def response_headers(exc: BaseException) -> dict[str, str]:

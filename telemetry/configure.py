@@ -15,6 +15,8 @@ reads the standard variables:
 - ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``; ``OTEL_SDK_DISABLED``.
 
 The SDK is imported here, inside ``setup``, never on ``import pipeline``.
+Export failures are reported in one line naming the endpoint, and
+``shutdown(timeout_s=...)`` bounds the last flush (``telemetry.flush``).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 
+from telemetry.flush import EXPORTER_LOGGERS, ExportReport, background, endpoint
 from telemetry.instrument import TelemetryInstrument, meters_off, tracing_off
 
 if TYPE_CHECKING:
@@ -58,11 +62,19 @@ class TelemetryHandle:
         self,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        *,
+        exporters: tuple[Any, ...] = (),
+        report: ExportReport | None = None,
     ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self._exporters = exporters  # the OTLP ones, told to stop when time is up
+        self._report = report
         self._lock = threading.Lock()
         self._closed = False
+        if report is not None:
+            for name in EXPORTER_LOGGERS:
+                logging.getLogger(name).addFilter(report)
 
     def __repr__(self) -> str:
         return (
@@ -83,17 +95,56 @@ class TelemetryHandle:
         if self.meter_provider is not None:
             self.meter_provider.force_flush()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Flush and shut down; with ``timeout_s``, wait at most about that long.
+
+        A collector that does not answer in time (not running, unreachable)
+        is given up on: the exporters are told to stop retrying and the
+        spans not sent are dropped, with one warning line. Without
+        ``timeout_s`` the exporters' own timeouts apply (10 s per export).
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        if timeout_s is None:
+            self._shutdown_providers()
+            self._remove_report()
+            return
+        report = self._report
+        if report is not None:
+            report.failed.clear()  # only a failure of this last flush counts
+        flushing = background(self._shutdown_providers)
+        deadline = time.monotonic() + timeout_s
+        while flushing.is_alive() and time.monotonic() < deadline:
+            if report is not None and report.failed.is_set():
+                break  # the collector is not there: its backoff would only delay the exit
+            flushing.join(0.02)
+        if flushing.is_alive():
+            for exporter in self._exporters:
+                background(exporter.shutdown).join(0.2)  # ends their retry wait
+            flushing.join(0.5)
+            if self._report is None or self._report.last is None:  # not said yet
+                log.warning(
+                    "telemetry: the collector did not take the last spans within %.1fs;"
+                    " they are dropped",
+                    timeout_s,
+                )
+        if not flushing.is_alive():  # else its late messages still need the filter
+            self._remove_report()
+
+    def _shutdown_providers(self) -> None:
         for provider in (self.tracer_provider, self.meter_provider):
             if provider is not None:
                 try:
                     provider.shutdown()
                 except Exception:  # exporting must never fail the program at exit
                     log.warning("telemetry: shutting down %r failed", provider, exc_info=True)
+
+    def _remove_report(self) -> None:
+        if self._report is not None:
+            for name in EXPORTER_LOGGERS:
+                logging.getLogger(name).removeFilter(self._report)
 
 
 def setup(
@@ -129,14 +180,27 @@ def setup(
         return TelemetryHandle()
 
     resource = _resource(service_name)
-    tracer_provider = _tracer_provider(kinds, resource, out) if kinds else None
-    meter_provider = _meter_provider(metric_kinds, resource, out) if metric_kinds else None
+    exporters: list[Any] = []
+    tracer_provider = _tracer_provider(kinds, resource, out, exporters) if kinds else None
+    meter_provider = (
+        _meter_provider(metric_kinds, resource, out, exporters) if metric_kinds else None
+    )
     if set_global:
         if tracer_provider is not None:
             trace.set_tracer_provider(tracer_provider)
         if meter_provider is not None:
             otel_metrics.set_meter_provider(meter_provider)
-    return TelemetryHandle(tracer_provider, meter_provider)
+    report = None
+    if exporters:
+        report = ExportReport(
+            {
+                "spans": endpoint("traces", _protocol("TRACES")),
+                "metrics": endpoint("metrics", _protocol("METRICS")),
+            }
+        )
+    return TelemetryHandle(
+        tracer_provider, meter_provider, exporters=tuple(exporters), report=report
+    )
 
 
 def _kinds(value: str | None, *, variable: str = "OTEL_TRACES_EXPORTER") -> tuple[str, ...]:
@@ -178,7 +242,7 @@ def _resource(service_name: str) -> Resource:
 
 
 def _tracer_provider(
-    kinds: tuple[str, ...], resource: Resource, out: TextIO | None
+    kinds: tuple[str, ...], resource: Resource, out: TextIO | None, otlp: list[Any]
 ) -> TracerProvider:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -190,7 +254,8 @@ def _tracer_provider(
 
             provider.add_span_processor(SimpleSpanProcessor(TreeExporter(out or sys.stderr)))
         else:
-            provider.add_span_processor(BatchSpanProcessor(_otlp_span_exporter()))
+            otlp.append(_otlp_span_exporter())
+            provider.add_span_processor(BatchSpanProcessor(otlp[-1]))
     return provider
 
 
@@ -212,7 +277,7 @@ def _otlp_span_exporter() -> SpanExporter:
 
 
 def _meter_provider(
-    kinds: tuple[str, ...], resource: Resource, out: TextIO | None
+    kinds: tuple[str, ...], resource: Resource, out: TextIO | None, otlp: list[Any]
 ) -> MeterProvider:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import (
@@ -227,6 +292,7 @@ def _meter_provider(
             exporter = ConsoleMetricExporter(out=out or sys.stderr)
         else:
             exporter = _otlp_metric_exporter()
+            otlp.append(exporter)
         readers.append(PeriodicExportingMetricReader(exporter))
     return MeterProvider(resource=resource, metric_readers=readers)
 

@@ -1,7 +1,8 @@
-"""Small helpers for stage tests: a context, a scripted upstream, a drain."""
+"""Small helpers for tests: a context, a scripted upstream, a drain, a closed port."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -54,3 +55,11 @@ async def run_stage(st: Stage, events: Iterable[Event], ctx: Context | None = No
     async for ev in st(Source(events)(), ctx):
         out.append(ev)
     return out
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once, then released): connection refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port

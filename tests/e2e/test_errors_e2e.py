@@ -7,12 +7,15 @@ from pipeline.errors import (
     AuthenticationFailed,
     BadRequest,
     ContextWindowExceeded,
+    InvalidRequest,
     ModelNotFound,
     ProviderError,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
 )
 from pipeline.testing import FakeProvider, Reply
+from tests.helpers import closed_port
 
 
 @pytest.mark.parametrize(
@@ -75,14 +78,81 @@ async def test_rate_limit_headers_are_kept_for_retry_after(
     assert info.value.transient is True
 
 
-async def test_connection_refused_is_unavailable(no_retry: Pipeline, request_to) -> None:  # type: ignore[no-untyped-def]
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(ProviderUnavailable):
+async def test_connection_refused_is_unreachable_naming_host_and_port(
+    no_retry: Pipeline, request_to
+) -> None:  # type: ignore[no-untyped-def]
+    port = closed_port()
+    with pytest.raises(ProviderUnreachable) as info:
         await no_retry.acomplete(request_to(api_base=f"http://127.0.0.1:{port}/v1"))
+    assert str(info.value) == f"cannot connect to 127.0.0.1:{port} (connection refused)"
+    assert (info.value.host, info.value.port, info.value.reason) == (
+        "127.0.0.1",
+        port,
+        "connection refused",
+    )
+    assert isinstance(info.value, ProviderUnavailable) and info.value.transient
+
+
+@pytest.mark.parametrize(
+    ("model", "reply", "expected", "message"),
+    [
+        (
+            "openai/fake-model",
+            Reply.error(500, "the GPU fell over"),
+            ProviderUnavailable,
+            "the GPU fell over",
+        ),
+        (
+            "openai/fake-model",
+            Reply.error(400, "temperature: must be <= 2"),
+            BadRequest,
+            "temperature: must be <= 2",
+        ),
+        ("openai/fake-model", Reply.error(404, "no model 'x'"), ModelNotFound, "no model 'x'"),
+        ("openai/fake-model", Reply.error(403, "not for you"), AuthenticationFailed, "not for you"),
+        # Anthropic's error body arrives as the repr of bytes of JSON
+        (
+            "anthropic/claude-x",
+            Reply.error(400, "max_tokens: too large"),
+            BadRequest,
+            "max_tokens: too large",
+        ),
+        (
+            "anthropic/claude-x",
+            Reply.error(500, "Internal server error"),
+            ProviderUnavailable,
+            "Internal server error",
+        ),
+    ],
+    ids=["openai-500", "openai-400", "openai-404", "openai-403", "anthropic-400", "anthropic-500"],
+)
+async def test_the_message_is_the_providers_words_once(
+    no_retry: Pipeline,
+    fake: FakeProvider,
+    request_to,
+    model: str,
+    reply: Reply,
+    expected: type[ProviderError],
+    message: str,
+) -> None:  # type: ignore[no-untyped-def]
+    # litellm says "litellm.InternalServerError: InternalServerError: OpenAIException - ..."
+    fake.script(reply)
+    with pytest.raises(expected) as info:
+        await no_retry.acomplete(request_to(model=model))
+    assert str(info.value) == message
+
+
+async def test_a_model_naming_no_provider_is_refused_before_sending(
+    no_retry: Pipeline,
+) -> None:
+    from pipeline import Request
+
+    req = Request(model="any-model", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(InvalidRequest) as info:
+        await no_retry.acomplete(req)
+    assert info.value.field == "model"
+    assert "'any-model' names no provider" in str(info.value)
+    assert "api_base" in str(info.value)
 
 
 async def test_a_missing_key_is_an_authentication_failure(

@@ -369,3 +369,47 @@ async def test_openrouter_default_base_and_cache_routes(
     assert system["content"] == [
         {"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}
     ]
+
+
+# --- OpenAI-compatible servers (vLLM, llama.cpp, Ollama's /v1, LM Studio) --------------------
+
+
+@pytest.mark.parametrize(
+    "model", ["any-model", "meta-llama/Llama-3.1-8B-Instruct", "Qwen/Qwen2.5-7B-Instruct"]
+)
+async def test_a_bare_model_with_a_base_is_an_openai_compatible_server(
+    pipe: Pipeline, fake: FakeProvider, request_to, monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    # no provider prefix, no key anywhere: what a local server needs
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    fake.script(Reply.text("local", " answer"), Reply.text("again"))
+    for expected in ("local answer", "again"):  # and a second time, in the same pipeline
+        resp = await pipe.acomplete(request_to(model=model, api_key=None))
+        assert resp.text == expected
+    for sent in fake.requests:
+        assert sent.path == "/v1/chat/completions"
+        assert sent.body["model"] == model  # the name as given, no openai/ prefix
+        assert sent.headers["authorization"] == "Bearer no-key"  # a placeholder, plainly
+
+
+async def test_a_bare_model_uses_the_key_given_or_openai_api_key(
+    pipe: Pipeline, fake: FakeProvider, request_to, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.script(Reply.text("a"), Reply.text("b"))
+    await pipe.acomplete(request_to(model="any-model", api_key="sk-local-server-key"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    await pipe.acomplete(request_to(model="any-model", api_key=None))  # as the openai SDK does
+    assert [r.headers["authorization"] for r in fake.requests] == [
+        "Bearer sk-local-server-key",
+        "Bearer sk-from-the-environment",
+    ]
+
+
+async def test_a_model_naming_a_litellm_provider_keeps_its_route(
+    pipe: Pipeline, fake: FakeProvider, request_to
+) -> None:
+    # openai/ (and anthropic/, gemini/, ...) mean what litellm says, base or not
+    fake.script(Reply.text("ok"))
+    await pipe.acomplete(request_to(model="openai/gpt-4o-mini"))
+    assert fake.requests[0].body["model"] == "gpt-4o-mini"
+    assert fake.requests[0].headers["authorization"] == "Bearer sk-test-key-not-real"

@@ -17,6 +17,7 @@ from pipeline.testing import (
     ToolDelta,
     Usage,
 )
+from tests.helpers import closed_port
 
 
 @pytest.fixture
@@ -74,7 +75,10 @@ def test_run_reads_the_prompt_from_stdin(
         (Reply.error(401, "bad key"), 3),
         (Reply.error(429, "slow down"), 4),
         (Reply.error(500, "boom"), 5),
-        (Reply.error(400, "nope"), 2),
+        # sent, and the provider said no: not "bad input, nothing was sent" (2)
+        (Reply.error(400, "nope"), 7),
+        (Reply.error(404, "no such model"), 7),
+        (Reply.error(422, "unprocessable"), 7),
     ],
 )
 def test_failures_exit_with_a_code_per_kind_and_one_clear_line(
@@ -93,6 +97,41 @@ def test_failures_exit_with_a_code_per_kind_and_one_clear_line(
     err = capsys.readouterr().err
     assert err.startswith("llmpipe: error: ")
     assert "Traceback" not in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "line"),
+    [
+        (Reply.error(500, "boom"), "ProviderUnavailable: boom"),
+        (Reply.error(400, "nope"), "BadRequest: nope"),
+        (Reply.error(404, "no such model"), "ModelNotFound: no such model"),
+    ],
+)
+def test_an_error_line_says_the_providers_words_once(
+    fake: FakeProvider,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    reply: Reply,
+    line: str,
+) -> None:
+    # litellm: "litellm.InternalServerError: InternalServerError: OpenAIException - boom"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    fake.script(reply)
+    cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "--retries", "0", "hi"])
+    assert capsys.readouterr().err == f"llmpipe: error: {line}\n"
+
+
+def test_a_connection_failure_names_host_and_port_and_exits_8(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = closed_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    assert cli.main(["run", "-m", "any-model", "--api-base", base, "--retries", "0", "hi"]) == 8
+    assert capsys.readouterr().err == (
+        f"llmpipe: error: ProviderUnreachable: cannot connect to 127.0.0.1:{port}"
+        " (connection refused)\n"
+    )
 
 
 def test_bad_input_exits_2_before_sending(
@@ -104,7 +143,7 @@ def test_bad_input_exits_2_before_sending(
         )
         == 2
     )
-    assert "max_tokens" in capsys.readouterr().err
+    assert "argument --max-tokens: must be at least 1, got 0" in capsys.readouterr().err
     assert fake.requests == []
 
 
@@ -116,6 +155,14 @@ def test_exit_codes_are_distinct() -> None:
     assert cli.exit_code(exhausted) == 4
     assert cli.exit_code(errors.EmptyResponse("x")) == 5
     assert cli.exit_code(ZeroDivisionError()) == 70
+    assert cli.exit_code(errors.InvalidRequest("model", "x")) == 2  # nothing was sent
+    for rejected in (errors.BadRequest, errors.ModelNotFound, errors.ContextWindowExceeded):
+        assert cli.exit_code(rejected("x", status_code=400)) == 7  # sent, and refused
+    unreachable = errors.ProviderUnreachable("cannot connect", host="h", port=1)
+    assert cli.exit_code(unreachable) == 8
+    gave_up = errors.RetriesExhausted("x", attempts=4, reason="transient")
+    gave_up.__cause__ = unreachable
+    assert cli.exit_code(gave_up) == 8
 
 
 def test_run_shows_reasoning_tool_calls_and_retries_apart_from_the_answer(

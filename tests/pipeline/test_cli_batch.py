@@ -22,8 +22,14 @@ import pytest
 
 from pipeline import Pipeline
 from pipeline.batch import BatchConfig, run_batch
+from pipeline.batch_breaker import STOP_AFTER, Breaker
 from pipeline.batch_io import Defaults
-from pipeline.errors import AuthenticationFailed, ProviderUnavailable, RateLimited
+from pipeline.errors import (
+    AuthenticationFailed,
+    ProviderUnavailable,
+    ProviderUnreachable,
+    RateLimited,
+)
 from pipeline.events import Chunk, Event, Request, ToolFragment
 from pipeline.policy import RetryPolicy
 from pipeline.stage import Context, closing
@@ -301,3 +307,70 @@ async def test_the_input_can_come_from_stdin(tmp_path: Path) -> None:
         ["answer to x", "answer to y"],
         ["answer to y", "answer to x"],
     )
+
+
+def refused() -> list[Any]:
+    return [
+        ProviderUnreachable(
+            "cannot connect to 127.0.0.1:9 (connection refused)",
+            host="127.0.0.1",
+            port=9,
+            reason="connection refused",
+        )
+    ]
+
+
+MANY = [f"q{i}" for i in range(200)]
+
+
+async def test_an_endpoint_that_refuses_every_connection_stops_the_batch(tmp_path: Path) -> None:
+    batch = Batch(tmp_path, MANY)
+    dead = Echo(dict.fromkeys((f"p-{i}" for i in MANY), refused))
+    policy = RetryPolicy(jitter=False)  # the default budgets: 3 transient retries per id
+    assert await batch.run(dead, policy=policy, concurrency=8) == 8
+    # a few attempts across ids, not 200 ids x 4 attempts with backoff
+    assert len(dead.calls) <= 8 + STOP_AFTER
+    assert batch.records() == {}  # nothing written: every id runs again next time
+    err = batch.err.getvalue().splitlines()
+    assert [line for line in err if line.startswith("llmpipe: error")] == [
+        "llmpipe: error: ProviderUnreachable: cannot connect to 127.0.0.1:9 (connection refused):"
+        f" stopped after {STOP_AFTER} connection failures in a row; 200 ids not written. Fix the"
+        " endpoint (--api-base, the host, the server) and run the same command to resume"
+    ]
+    fixed = Echo()
+    assert await batch.run(fixed, policy=policy) == 0
+    assert sorted(fixed.calls) == sorted(f"p-{i}" for i in MANY)
+    assert set(batch.records()) == set(MANY)
+
+
+async def test_answers_in_between_keep_the_batch_going_and_refused_ids_are_not_written(
+    tmp_path: Path,
+) -> None:
+    # a per-line base that is down, between lines that work: never 5 in a row
+    batch = Batch(tmp_path, IDS)
+    down = {f"p-q{i}" for i in range(0, 20, 2)}
+    half = Echo(dict.fromkeys(down, refused))
+    no_retries = RetryPolicy(rate_limit_retries=0, transient_retries=0, empty_retries=0)
+    assert await batch.run(half, policy=no_retries, concurrency=1) == 1
+    written = batch.records()
+    assert set(written) == {f"q{i}" for i in range(1, 20, 2)}  # the refused ones are not results
+    assert all(r["error"] is None for r in written.values())
+    assert "10 ids could not connect and were not written" in batch.err.getvalue()
+    again = Echo()
+    assert await batch.run(again, policy=no_retries) == 0  # the re-run does the rest
+    assert sorted(again.calls) == sorted(down)
+
+
+def test_the_breaker_counts_failures_in_a_row_and_trips_once() -> None:
+    trips: list[ProviderUnreachable] = []
+    breaker = Breaker(trips.append, limit=3)
+    failure = refused()[0]
+    for _ in range(2):
+        breaker.failed(failure)
+    breaker.answered()  # a chunk, or an HTTP error: the server is there
+    for _ in range(2):
+        breaker.failed(failure)
+    assert trips == []
+    breaker.failed(failure)
+    breaker.failed(failure)
+    assert trips == [failure] and breaker.tripped is failure

@@ -79,6 +79,11 @@ def test_a_line_becomes_a_request_with_the_defaults_and_its_own_overrides() -> N
         ),
         (b'{"id": "a", "prompt": "x", "modle": "y"}', "line 1: unknown field 'modle'"),
         (
+            b'{"id": "a", "prompt": ""}',
+            "line 1: id 'a': invalid request: prompt: is empty",
+        ),  # as `run` says
+        (b'{"id": "a", "prompt": " \\n "}', "line 1: id 'a': invalid request: prompt: is empty"),
+        (
             b'{"id": "a", "prompt": "x", "api_base": "ftp://x"}',
             "line 1: id 'a': invalid request: api_base",
         ),

@@ -23,7 +23,12 @@ from pipeline.profiles import DEFAULT, PROFILES, apply_profile, resolve
         ("openai/gpt-5-codex", "https://chatgpt.com/backend-api/codex", "codex"),
         ("anthropic/claude-x", "https://chatgpt.com/backend-api/codex", "codex"),
         ("openai/gpt-4o-mini", None, "default"),
-        ("gpt-4o-mini", "https://my-proxy.example/v1", "default"),
+        # an explicit base no row claims: an OpenAI-compatible server
+        ("gpt-4o-mini", "https://my-proxy.example/v1", "openai_compatible"),
+        ("any-model", "http://127.0.0.1:8000/v1", "openai_compatible"),
+        ("meta-llama/Llama-3.1-8B", "http://localhost:8000/v1", "openai_compatible"),
+        ("claude-3-haiku-20240307", "http://localhost:8000/v1", "anthropic"),  # rows first
+        ("any-model", None, "default"),
         ("gemini/gemini-2.0-flash", None, "default"),
     ],
 )

@@ -3,6 +3,7 @@ exporters to receivers on loopback that decode it with the official protobuf cla
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from pipeline import Pipeline, Request
 from pipeline.testing import FakeClock, FakeProvider, Reply
 from stages.dispatch import close_clients
 from telemetry import setup
+from tests.helpers import closed_port
 from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
 
 KEY = "sk-otlp-e2e-secret-key-42"
@@ -146,3 +148,52 @@ async def test_a_real_call_over_otlp_grpc(fake: FakeProvider, otlp_env: pytest.M
     statuses = sorted(s.span.status.code for s in received if s.name == "dispatch")
     assert statuses == [Status.StatusCode.STATUS_CODE_UNSET, Status.StatusCode.STATUS_CODE_ERROR]
     assert not any(KEY.encode() in r.SerializeToString() for r in rx.requests)
+
+
+def test_no_collector_listening_is_one_warning_and_a_short_shutdown(
+    otlp_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    port = closed_port()
+    otlp_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    handle = setup("otlp", set_global=False)
+    assert handle.tracer_provider is not None
+    for name in ("one", "two"):
+        handle.tracer_provider.get_tracer("test").start_span(name).end()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        handle.shutdown(timeout_s=30)
+    took = time.monotonic() - started
+    # the exporter alone retries with backoff for up to its 10 s timeout, a line per retry
+    assert took < 5, f"shutdown waited {took:.1f}s for a collector that is not there"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"telemetry: cannot export spans to http://127.0.0.1:{port}/v1/traces"
+        " (connection refused); they are dropped"
+    ]
+
+
+def test_the_cli_with_no_collector_says_so_in_one_line_naming_the_endpoint(
+    fake: FakeProvider,
+    otlp_env: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from pipeline import cli
+
+    port = closed_port()
+    otlp_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    fake.reset()
+    fake.script(Reply.text("ok"))
+    args = ["--trace", "otlp", "run", "-m", "any-model", "--api-base", fake.base_url, "hi"]
+    assert cli.main(args) == 0
+    out, err = capsys.readouterr()
+    assert out == "ok\n"
+    assert err.startswith("[stop] ")
+    # (in-process, log lines go to pytest's handler rather than stderr)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        f"telemetry: cannot export spans to http://127.0.0.1:{port}/v1/traces"
+        " (connection refused); they are dropped"
+    ]
