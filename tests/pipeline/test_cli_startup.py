@@ -101,17 +101,17 @@ def test_loading_is_announced_on_a_terminal_and_a_llama_model_fetches_nothing(
     assert fake.requests[0].headers["authorization"] == "Bearer no-key"
 
 
-def test_ctrl_c_while_loading_exits_at_once_with_130() -> None:
-    run = OnTerminal(
-        "run", "--api-base", "http://127.0.0.1:9/v1", "-m", "m", "hi", env=environment()
-    )
+def test_ctrl_c_while_loading_exits_at_once_with_130(tmp_path: Path) -> None:
+    # A provider library whose import never finishes: the old code waited for the
+    # import thread (here: for ever); now Ctrl-C ends the program whatever the import
+    # is doing. The bound is only there so a regression fails instead of hanging.
+    stuck = tmp_path / "litellm"
+    stuck.mkdir()
+    (stuck / "__init__.py").write_text("import threading\nthreading.Event().wait()\n")
+    env = environment(PYTHONPATH=str(tmp_path))
+    run = OnTerminal("run", "--api-base", "http://127.0.0.1:9/v1", "-m", "m", "hi", env=env)
     assert run.read_until(NOTICE, timeout_s=60), run.seen  # loading, for a second already
-    sent = time.monotonic()
     run.proc.send_signal(signal.SIGINT)
-    code, _ = run.finish(timeout_s=60)
-    took = time.monotonic() - sent
+    code, _ = run.finish(timeout_s=30)
     assert code == 130
     assert b"llmpipe: interrupted" in run.seen and b"Traceback" not in run.seen
-    # It used to wait for the import to finish (5-10 s here). A generous bound: this
-    # checks that nothing waits for the import, not how fast the machine is.
-    assert took < 2.5, f"exited {took:.1f}s after Ctrl-C"
