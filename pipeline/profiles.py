@@ -40,7 +40,11 @@ class Profile:
       ``extra_params``: parameters it needs (the caller's ``extra`` wins);
     - ``default_system``: a system prompt to send when the caller gives none;
     - ``tool_compat_errors``: error texts meaning "this model cannot use
-      native tools here", which switch the model to tool-compat mode.
+      native tools here", which switch the model to tool-compat mode;
+    - ``echo_reasoning``: the provider wants an assistant turn's reasoning
+      back (``reasoning_content``, as ``Response.to_message()`` writes it);
+      everywhere else ``normalize`` strips it, since strict OpenAI-compatible
+      servers reject unknown message fields.
     """
 
     name: str
@@ -56,6 +60,7 @@ class Profile:
     extra_params: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
     default_system: str | None = None
     tool_compat_errors: tuple[str, ...] = ()
+    echo_reasoning: bool = False
 
     @property
     def tool_compat(self) -> bool:
@@ -105,6 +110,11 @@ PROFILES: tuple[Profile, ...] = (
             "provider routing",
         ),
     ),
+    # Thinking models that call tools need their reasoning back on the next
+    # turn (without it DeepSeek refuses, Moonshot degrades; litellm then
+    # sends a blank placeholder).
+    Profile("deepseek", prefixes=("deepseek/",), echo_reasoning=True),
+    Profile("moonshot", prefixes=("moonshot/",), echo_reasoning=True),
     # litellm's chat endpoint for Ollama is ollama_chat/ (ollama/ is completion).
     Profile("ollama", prefixes=("ollama/",), rewrite=("ollama/", "ollama_chat/")),
 )

@@ -4,6 +4,12 @@ Classification goes by litellm's exception class first and the HTTP status
 second, so a provider litellm maps oddly (403 as a bare ``APIError``, 529
 overloaded) still lands on the right branch. Messages are scrubbed of the
 request's API key and of anything shaped like a key.
+
+One failure is not the provider's at all: httpx's "the client has been
+closed" means a pooled client was closed while still in use. litellm
+reports it as a 500, which would be retried as transient and meet the same
+closed client every time; it becomes ``ClientClosed``, an internal error
+raised at once.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 from pipeline.errors import (
     AuthenticationFailed,
     BadRequest,
+    ClientClosed,
     ContentFiltered,
     ContextWindowExceeded,
     ModelNotFound,
@@ -38,6 +45,9 @@ _CONTEXT_HINTS = (
 
 _CREDENTIAL_HINTS = ("missing credentials", "api_key client option must be set")
 
+#: httpx's RuntimeError for a request on a closed client, however litellm wraps it
+_CLOSED_CLIENT = "client has been closed"
+
 # litellm class name -> our class; checked along the exception's MRO
 _BY_CLASS: dict[str, type[ProviderError]] = {
     "ContextWindowExceededError": ContextWindowExceeded,
@@ -60,14 +70,16 @@ _BY_CLASS: dict[str, type[ProviderError]] = {
 }
 
 
-def translate(exc: BaseException, req: Request) -> ProviderError:
+def translate(exc: BaseException, req: Request) -> ProviderError | ClientClosed:
     """The ``pipeline.errors`` exception for an exception raised by litellm."""
     if isinstance(exc, ProviderError):  # already ours (a timeout of this stage)
         return exc
-    status = _status(exc)
-    cls = _classify(exc, status)
     message = redact(_message(exc), req.api_key)
     lowered = message.lower()
+    if _CLOSED_CLIENT in lowered:
+        return ClientClosed(f"an HTTP client was used after it was closed (a bug): {message}")
+    status = _status(exc)
+    cls = _classify(exc, status)
     if cls is BadRequest and any(h in lowered for h in _CONTEXT_HINTS):
         cls = ContextWindowExceeded
     elif any(h in lowered for h in _CREDENTIAL_HINTS):
