@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline import errors, events
-from pipeline.client import EventStream, Response, Usage, collect
+from pipeline.client import EventStream, collect
 from pipeline.core import Pipeline
 from pipeline.events import (
     Chunk,
@@ -25,6 +25,7 @@ from pipeline.events import (
     ToolFragment,
 )
 from pipeline.request import Message, Request, ToolSpec
+from pipeline.response import Response, Usage, tool_result
 from pipeline.stage import Context, Segment, Stage, stage
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "events",
     "stage",
     "stream",
+    "tool_result",
 ]
 
 __version__ = "0.1.0"

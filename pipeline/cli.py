@@ -5,7 +5,7 @@
     llmpipe replay ~/.llmpipe/failed/20250101T120000_empty_1a2b3c4d.json
     llmpipe demo --trace console
 
-It is an application, so (with ``pipeline.default``) it is a composition
+It is an application, so (with ``pipeline.composition``) it is a composition
 root: it may import ``stages`` and ``telemetry``; the library modules may not.
 """
 

@@ -2,8 +2,8 @@
 
 ``EventStream`` is what ``Pipeline.stream`` returns: an async context manager
 whose exit closes every stage (and so the HTTP response), whatever ended the
-block. ``collect`` folds events into a ``Response`` once, at the end, instead
-of carrying a growing snapshot on every delta.
+block. ``collect`` folds events into a ``Response`` (``pipeline.response``)
+once, at the end, instead of carrying a growing snapshot on every delta.
 """
 
 from __future__ import annotations
@@ -15,53 +15,31 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-import msgspec
-
 from pipeline.errors import PipelineMisuse
-from pipeline.events import (
-    Event,
-    Finish,
-    ReasoningDelta,
-    Retrying,
-    TextDelta,
-    ToolCall,
-    UsageSource,
-)
+from pipeline.events import Event, Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
+from pipeline.response import Response, Usage
 
 __all__ = ["EventStream", "Response", "Usage", "collect", "run_sync"]
 
 T = TypeVar("T")
 
 
-class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    """Token counts of one call and where they come from."""
+async def collect(
+    events: AsyncIterator[Event], *, on_event: Callable[[Event], object] | None = None
+) -> Response:
+    """Fold a stream of events into a ``Response``.
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    source: UsageSource = "none"
-
-
-class Response(msgspec.Struct, frozen=True, kw_only=True):
-    """A whole answer: what ``acomplete`` / ``complete`` return."""
-
-    text: str
-    tool_calls: tuple[ToolCall, ...] = ()
-    stop_reason: str = ""
-    usage: Usage = Usage()
-    model: str = ""
-    reasoning: str = ""
-    retries: int = 0
-
-
-async def collect(events: AsyncIterator[Event]) -> Response:
-    """Fold a stream of events into a ``Response``."""
+    ``on_event`` sees every event as it arrives (to show text as it
+    streams, say) before it is folded in; what it returns is ignored.
+    """
     text: list[str] = []
     reasoning: list[str] = []
     calls: list[ToolCall] = []
     finish: Finish | None = None
     retries = 0
     async for ev in events:
+        if on_event is not None:
+            on_event(ev)
         if isinstance(ev, TextDelta):
             text.append(ev.text)
         elif isinstance(ev, ToolCall):

@@ -79,7 +79,7 @@ class Pipeline:
 
         Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``, ...).
         """
-        from pipeline.default import default_pipeline
+        from pipeline.composition import default_pipeline
 
         return default_pipeline(**options)
 

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthenticationFailed",
     "BadRequest",
+    "ClientClosed",
     "ContentFiltered",
     "ContextWindowExceeded",
     "EmptyResponse",
+    "InternalError",
     "InvalidRequest",
     "MalformedToolCall",
     "ModelNotFound",
@@ -212,15 +214,87 @@ class StreamInterrupted(StreamError):
 
 
 class RetriesExhausted(PipelineError):
-    """Every allowed attempt failed; the last cause is chained as ``__cause__``."""
+    """Every allowed attempt failed; the last cause is chained as ``__cause__``.
+
+    The retry stage raises ``RetriesExhausted.after(cause, ...)``, which is
+    also an instance of the cause's class: after persistent 429s both
+    ``except RateLimited`` and ``except RetriesExhausted`` catch it, and it
+    carries the cause's attributes (``status_code``, ``headers``,
+    ``provider``, ``transient``, ...) besides ``attempts`` and ``reason``.
+    """
+
+    #: the class of the failure behind this one (``None`` on a plain instance)
+    cause_class: type[BaseException] | None = None
 
     def __init__(self, message: str, *, attempts: int, reason: str) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.reason = reason
 
+    @classmethod
+    def after(
+        cls, cause: BaseException, message: str, *, attempts: int, reason: str
+    ) -> RetriesExhausted:
+        """The exhaustion of a budget spent on ``cause``, an instance of ``type(cause)`` too.
 
-# --- misuse ---------------------------------------------------------------------
+        The cause's class is never instantiated (its ``__init__`` may take
+        anything): the new exception takes the cause's attributes instead.
+        Chain it yourself: ``raise RetriesExhausted.after(exc, ...) from exc``.
+        """
+        state = {k: v for k, v in vars(cause).items() if k != "__notes__"}
+        if "message" in state:  # ``str(exc) == exc.message``, as on every ProviderError
+            state["message"] = message
+        return _restore(type(cause), (message,), state, attempts, reason)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The combined classes are made at run time; pickle rebuilds them from the cause's class.
+        state = {k: v for k, v in vars(self).items() if k not in ("attempts", "reason")}
+        return (_restore, (self.cause_class, self.args, state, self.attempts, self.reason))
+
+
+def _restore(
+    cause_class: type[BaseException] | None,
+    args: tuple[object, ...],
+    state: dict[str, object],
+    attempts: int,
+    reason: str,
+) -> RetriesExhausted:
+    klass = RetriesExhausted if cause_class is None else _exhausted_class(cause_class)
+    exc = klass.__new__(klass, *args)
+    Exception.__init__(exc, *args)
+    vars(exc).update(state)
+    exc.attempts, exc.reason = attempts, reason
+    return exc
+
+
+#: cause class -> its RetriesExhausted class; setdefault keeps one per cause across threads
+_EXHAUSTED_CLASSES: dict[type[BaseException], type[RetriesExhausted]] = {}
+
+
+def _exhausted_class(cause_class: type[BaseException]) -> type[RetriesExhausted]:
+    """``RetriesExhausted`` and ``cause_class`` in one, made once per cause class."""
+    known = _EXHAUSTED_CLASSES.get(cause_class)
+    if known is None:
+        known = _EXHAUSTED_CLASSES.setdefault(cause_class, _combined(cause_class))
+    return known
+
+
+def _combined(cause_class: type[BaseException]) -> type[RetriesExhausted]:
+    if issubclass(cause_class, RetriesExhausted) or not issubclass(cause_class, Exception):
+        return RetriesExhausted
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": "RetriesExhausted",  # what tracebacks, logs and batch output show
+        "__doc__": f"``RetriesExhausted`` after ``{cause_class.__qualname__}`` failures.",
+        "cause_class": cause_class,
+    }
+    try:
+        return type("RetriesExhausted", (RetriesExhausted, cause_class), namespace)
+    except TypeError:  # a cause class that cannot be combined (an incompatible layout)
+        return RetriesExhausted
+
+
+# --- misuse and internal faults ---------------------------------------------------
 
 
 class PipelineMisuse(RuntimeError):
@@ -232,3 +306,20 @@ class StageNotFound(PipelineMisuse, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class InternalError(RuntimeError):
+    """A fault inside llmpipe or a library it drives: a bug, not a call failure.
+
+    Neither the provider nor the caller did anything wrong, so it is not a
+    ``PipelineError``: it is never retried, never turned into a
+    ``StreamInterrupted``, and the CLI exits 70 with it. Please report it.
+    """
+
+
+class ClientClosed(InternalError):
+    """An HTTP client was used after it had been closed.
+
+    Retrying would only meet the same closed client again, so this is raised
+    at once. It means a pooled client was released while still in use.
+    """

@@ -50,6 +50,10 @@ class Profile:
       ``openai/<model>``, the server still sees ``<model>``), and, when no
       key is given, a placeholder key is sent (the OpenAI client needs one;
       servers without authentication ignore it).
+    - ``echo_reasoning``: the provider wants an assistant turn's reasoning
+      back (``reasoning_content``, as ``Response.to_message()`` writes it);
+      everywhere else ``normalize`` strips it, since strict OpenAI-compatible
+      servers reject unknown message fields.
     """
 
     name: str
@@ -66,6 +70,7 @@ class Profile:
     default_system: str | None = None
     tool_compat_errors: tuple[str, ...] = ()
     bare_model_provider: str | None = None
+    echo_reasoning: bool = False
 
     @property
     def tool_compat(self) -> bool:
@@ -115,6 +120,11 @@ PROFILES: tuple[Profile, ...] = (
             "provider routing",
         ),
     ),
+    # Thinking models that call tools need their reasoning back on the next
+    # turn (without it DeepSeek refuses, Moonshot degrades; litellm then
+    # sends a blank placeholder).
+    Profile("deepseek", prefixes=("deepseek/",), echo_reasoning=True),
+    Profile("moonshot", prefixes=("moonshot/",), echo_reasoning=True),
     # litellm's chat endpoint for Ollama is ollama_chat/ (ollama/ is completion).
     Profile("ollama", prefixes=("ollama/",), rewrite=("ollama/", "ollama_chat/")),
 )

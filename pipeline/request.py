@@ -13,15 +13,18 @@ Stages never mutate a request's lists or dicts in place; they build a new
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from pipeline._struct import EventBase
 from pipeline.errors import InvalidRequest
 
-__all__ = ["ROLES", "Message", "Request", "ToolSpec"]
+if TYPE_CHECKING:
+    from pipeline.events import ToolCall
+
+__all__ = ["ROLES", "Message", "Request", "ToolSpec", "openai_tool_calls"]
 
 #: roles a message may have
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -45,16 +48,31 @@ _RESERVED_EXTRA = frozenset(
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One chat message; a typed alternative to an OpenAI-format dict."""
+    """One chat message; a typed alternative to an OpenAI-format dict.
+
+    ``tool_calls`` takes OpenAI-format dicts or the ``ToolCall`` events of a
+    response (``resp.tool_calls``), converted when the message is used.
+    """
 
     role: str
     content: str | list[dict[str, Any]] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
+    tool_calls: Sequence[dict[str, Any] | ToolCall] | None = None
     tool_call_id: str | None = None
     name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = msgspec.to_builtins(self)
+        """The OpenAI-format dict (``ToolCall`` entries converted)."""
+        out = self._fields()
+        if "tool_calls" in out:
+            out["tool_calls"] = openai_tool_calls("tool_calls", out["tool_calls"])
+        return out
+
+    def _fields(self) -> dict[str, Any]:
+        # The fields as given (tool_calls unconverted), defaults left out.
+        calls = self.tool_calls
+        out: dict[str, Any] = msgspec.to_builtins(msgspec.structs.replace(self, tool_calls=None))
+        if calls is not None:
+            out["tool_calls"] = calls
         return out
 
 
@@ -133,7 +151,7 @@ def _coerce_messages(messages: object) -> list[dict[str, Any]]:
 def _coerce_message(i: int, m: object) -> dict[str, Any]:
     where = f"messages[{i}]"
     if isinstance(m, Message):
-        msg = m.to_dict()
+        msg = m._fields()
     elif isinstance(m, Mapping):
         msg = dict(m)
     else:
@@ -146,9 +164,8 @@ def _coerce_message(i: int, m: object) -> dict[str, Any]:
     content = msg.get("content")
     if content is not None and not isinstance(content, str | list):
         raise InvalidRequest(f"{where}.content", "must be a string or a list of content parts")
-    tool_calls = msg.get("tool_calls")
-    if tool_calls is not None and not isinstance(tool_calls, list):
-        raise InvalidRequest(f"{where}.tool_calls", "must be a list")
+    if msg.get("tool_calls") is not None:
+        msg["tool_calls"] = openai_tool_calls(f"{where}.tool_calls", msg["tool_calls"])
     # An assistant turn may be empty (a ghost turn, dropped by normalize) or
     # carry only tool calls; every other role needs content.
     if role != "assistant" and content is None:
@@ -156,6 +173,40 @@ def _coerce_message(i: int, m: object) -> dict[str, Any]:
     if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
         raise InvalidRequest(f"{where}.tool_call_id", "a tool message needs the tool_call_id")
     return msg
+
+
+def openai_tool_calls(where: str, calls: object) -> list[Any]:
+    """An assistant message's ``tool_calls`` as OpenAI-format dicts.
+
+    ``ToolCall`` events (what ``Response.tool_calls`` holds) are converted,
+    arguments as JSON text; dicts are taken as they are (a copy). Anything
+    else raises ``InvalidRequest`` naming the entry, instead of reaching the
+    provider as something it would drop.
+    """
+    from pipeline.events import ToolCall  # events imports this module
+
+    if not isinstance(calls, list | tuple):
+        raise InvalidRequest(where, "must be a list")
+    out: list[Any] = []
+    for j, call in enumerate(calls):
+        if isinstance(call, ToolCall):
+            try:
+                arguments = msgspec.json.encode(call.arguments).decode()
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequest(
+                    f"{where}[{j}].arguments", f"must be JSON-serialisable ({exc})"
+                ) from exc
+            function = {"name": call.name, "arguments": arguments}
+            out.append({"id": call.id, "type": "function", "function": function})
+        elif isinstance(call, Mapping):
+            out.append(dict(call))
+        else:
+            raise InvalidRequest(
+                f"{where}[{j}]",
+                "must be an OpenAI-format tool call dict or a pipeline.events.ToolCall,"
+                f" got {type(call).__name__}",
+            )
+    return out
 
 
 def _coerce_tools(tools: object) -> list[ToolSpec]:

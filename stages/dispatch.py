@@ -44,6 +44,7 @@ from pipeline.events import Chunk, Event, Request
 from pipeline.profiles import DEFAULT, Profile
 from pipeline.stage import Context, Stage, closing, stage
 from stages.litellm_chunks import provider_reported_usage, response_chunks, to_chunk
+from stages.litellm_clients import close_loop_clients
 from stages.litellm_errors import translate
 
 __all__ = ["NO_KEY", "build_kwargs", "close_clients", "import_litellm", "litellm_dispatch"]
@@ -272,13 +273,12 @@ def _load_litellm() -> ModuleType:
 
 
 async def close_clients() -> None:
-    """Close the HTTP clients litellm keeps for the running event loop.
+    """Close the HTTP clients litellm keeps for the running event loop, and only those.
 
     litellm pools connections per event loop; call this before a loop you
     made ends (``asyncio.run`` in a CLI, a test's loop) so no connection is
-    left to the garbage collector. A no-op when litellm was never imported.
+    left to the garbage collector. Other loops' clients stay open and
+    pooled (``stages.litellm_clients``). A no-op when litellm was never
+    imported.
     """
-    module = sys.modules.get("litellm")
-    close = getattr(module, "close_litellm_async_clients", None)
-    if close is not None:
-        await close()
+    await close_loop_clients()

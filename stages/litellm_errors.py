@@ -9,6 +9,12 @@ once: litellm's ``litellm.InternalServerError: InternalServerError:
 OpenAIException - `` prefixes and JSON wrappers are taken off
 (``clean_message``), and they are scrubbed of the request's API key and of
 anything shaped like a key.
+
+One failure is not the provider's at all: httpx's "the client has been
+closed" means a pooled client was closed while still in use. litellm
+reports it as a 500, which would be retried as transient and meet the same
+closed client every time; it becomes ``ClientClosed``, an internal error
+raised at once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from urllib.parse import urlsplit
 from pipeline.errors import (
     AuthenticationFailed,
     BadRequest,
+    ClientClosed,
     ContentFiltered,
     ContextWindowExceeded,
     InvalidRequest,
@@ -51,6 +58,9 @@ _CONTEXT_HINTS = (
 )
 
 _CREDENTIAL_HINTS = ("missing credentials", "api_key client option must be set")
+
+#: httpx's RuntimeError for a request on a closed client, however litellm wraps it
+_CLOSED_CLIENT = "client has been closed"
 
 # litellm class name -> our class; checked along the exception's MRO
 _BY_CLASS: dict[str, type[ProviderError]] = {
@@ -86,16 +96,19 @@ _UNREACHABLE = {
 }
 
 
-def translate(exc: BaseException, req: Request) -> PipelineError:
+def translate(exc: BaseException, req: Request) -> PipelineError | ClientClosed:
     """The ``pipeline.errors`` exception for an exception raised by litellm."""
     if isinstance(exc, ProviderError):  # already ours (a timeout of this stage)
         return exc
+    raw = _message(exc)
+    if _CLOSED_CLIENT in raw.lower():
+        message = redact(clean_message(raw), req.api_key)
+        return ClientClosed(f"an HTTP client was used after it was closed (a bug): {message}")
     unreachable = _unreachable(exc, req)
     if unreachable is not None:
         return unreachable
     status = _status(exc)
     cls = _classify(exc, status)
-    raw = _message(exc)
     if cls is BadRequest and _NO_PROVIDER in raw:
         return InvalidRequest(
             "model",

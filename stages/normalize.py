@@ -14,6 +14,9 @@ buffers: nothing
   ``response_format``;
 - ghost assistant turns (no content, no tool calls) are dropped: some models
   answer them with more empty turns;
+- an assistant turn's ``reasoning_content`` (``Response.to_message()`` keeps
+  it) is sent only where the profile asks for it (``echo_reasoning``) and
+  removed elsewhere;
 - tool parameters become a JSON-schema object with ``properties`` and
   ``required``.
 
@@ -58,6 +61,8 @@ def normalize_request(req: Request, profile: Profile = DEFAULT) -> Request:
         if m["role"] == "system":
             systems.append(m)
         elif not _is_ghost(m):
+            if "reasoning_content" in m and not profile.echo_reasoning:
+                m = {k: v for k, v in m.items() if k != "reasoning_content"}
             others.append(m)
     if profile.default_system and not systems:
         systems.append({"role": "system", "content": profile.default_system})

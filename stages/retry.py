@@ -8,12 +8,17 @@ buffers: nothing
 Rules (``pipeline.policy`` has the numbers):
 
 - a failure is retried only while nothing reached the consumer: once a
-  ``TextDelta``, ``ReasoningDelta`` or ``ToolCall`` went downstream, a
-  retryable failure raises ``StreamInterrupted`` carrying the partial output,
-  so nothing is ever delivered twice;
+  ``TextDelta``, ``ReasoningDelta`` or ``ToolCall`` went downstream, every
+  failure (a ``PipelineError``, retryable or not) raises
+  ``StreamInterrupted``, carrying the partial output, whether asking again
+  makes sense (``transient``, the cause's) and the cause chained; nothing is
+  ever delivered twice and nothing delivered is lost;
 - rate limits, transient failures and empty answers have separate budgets;
   when one runs out, ``RetriesExhausted`` is raised, chained from the last
-  failure; other errors are raised at once;
+  failure and an instance of its class too (``except RateLimited`` still
+  catches it); other errors are raised at once;
+- internal errors (``InternalError``, and any exception that is not a
+  ``PipelineError``) are bugs: they pass through untouched;
 - waits go through ``ctx.sleep``, and calls to one endpoint share a gate
   (``stages.retry_gate``): a 429 makes every call to that endpoint wait;
 - an optional deadline bounds the whole call, waits included;
@@ -52,6 +57,8 @@ log = logging.getLogger("llmpipe.retry")
 
 def cause_of(exc: BaseException) -> str | None:
     """The retry budget a failure draws on, or ``None`` if it is not retried."""
+    if isinstance(exc, RetriesExhausted):  # an inner segment already spent a budget on it
+        return None
     if isinstance(exc, RateLimited):
         return "rate_limited"
     if isinstance(exc, EmptyResponse):
@@ -130,21 +137,24 @@ class Retry:
                             delivered = True
                         yield ev
                 return
+            except StreamInterrupted:
+                raise  # an inner segment's: it already carries what was delivered
             except PipelineError as exc:
-                cause = cause_of(exc)
-                if delivered and cause is not None:
+                if delivered:
                     raise StreamInterrupted(
                         f"the stream failed after content was delivered: {exc}",
                         partial_text="".join(text),
                         partial_tool_calls=calls,
-                        transient=True,
+                        transient=bool(getattr(exc, "transient", False)),
                     ) from exc
+                cause = cause_of(exc)
                 if cause is None or policy.budget(cause) == 0:
                     raise
                 if dumps is not None and cause in ("rate_limited", "empty"):
                     await _dump(dumps, req, ctx, exc, cause, attempt)
                 if used[cause] >= policy.budget(cause):
-                    raise RetriesExhausted(
+                    raise RetriesExhausted.after(
+                        exc,
                         f"{req.model}: gave up after {attempt} attempts ({cause}): {exc}",
                         attempts=attempt,
                         reason=cause,
@@ -152,7 +162,8 @@ class Retry:
                 delay, given = delay_for(cause, exc, used[cause], policy)
                 used[cause] += 1
                 if deadline is not None and ctx.clock() + delay > deadline:
-                    raise RetriesExhausted(
+                    raise RetriesExhausted.after(
+                        exc,
                         f"{req.model}: the {policy.deadline_s}s deadline leaves no time to"
                         f" wait {delay:.1f}s and retry ({cause}): {exc}",
                         attempts=attempt,

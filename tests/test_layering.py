@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSITION_ROOTS = {"pipeline/default.py", "pipeline/cli.py"}
+COMPOSITION_ROOTS = {"pipeline/composition.py", "pipeline/cli.py"}
 EDGES = ("pipeline/compat/",)
 
 

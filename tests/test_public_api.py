@@ -1,8 +1,8 @@
 """The names DESIGN.md fixes, importable where it says, and the facades."""
 
 import asyncio
-
-import pytest
+import subprocess
+import sys
 
 import pipeline
 from pipeline import Pipeline, Request, Response, ToolSpec, testing
@@ -62,24 +62,23 @@ async def test_response_carries_tool_calls_usage_model_and_reasoning() -> None:
     assert resp.usage.input_tokens == 10
 
 
-async def test_module_level_facades_use_the_default_pipeline(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    p = scripted_default(
-        testing.text_chunks("a"), testing.text_chunks("b"), testing.text_chunks("c")
+def test_importing_any_submodule_leaves_the_public_names_alone() -> None:
+    """Importing ``pipeline.X`` for the first time binds ``X`` on the package: a
+    submodule named like a public function (``pipeline.default`` once) replaced it."""
+    code = """if True:
+        import importlib, pkgutil, pipeline
+        before = {n: getattr(pipeline, n) for n in pipeline.__all__}
+        for info in pkgutil.walk_packages(pipeline.__path__, "pipeline."):
+            importlib.import_module(info.name)
+        print(sorted(n for n in pipeline.__all__ if getattr(pipeline, n) is not before[n]))
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    monkeypatch.setattr(pipeline, "default", lambda: p)
-    req = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    assert (await pipeline.acomplete(req)).text == "a"
-    async with pipeline.stream(req) as events:
-        assert [e async for e in events if isinstance(e, TextDelta)] == [TextDelta(text="b")]
-    assert pipeline.complete(req).text == "c"
+    assert out.stdout.strip() == "[]"
 
 
 def test_importing_pipeline_does_not_import_litellm() -> None:
-    import subprocess
-    import sys
-
     code = "import sys, pipeline, pipeline.testing; p = pipeline.Pipeline.default(); print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

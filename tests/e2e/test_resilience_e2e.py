@@ -14,15 +14,28 @@ from pipeline.errors import (
     AuthenticationFailed,
     BadRequest,
     ContextWindowExceeded,
+    MalformedToolCall,
     ModelNotFound,
     ProviderError,
     RateLimited,
     RetriesExhausted,
     StreamInterrupted,
 )
-from pipeline.events import Retrying, TextDelta
+from pipeline.events import ReasoningDelta, Retrying, TextDelta
 from pipeline.policy import RetryPolicy
-from pipeline.testing import Drop, FakeClock, FakeProvider, RecordedRequest, Reply, Stall, Text
+from pipeline.testing import (
+    Drop,
+    FakeClock,
+    FakeProvider,
+    Raw,
+    Reasoning,
+    RecordedRequest,
+    Reply,
+    Stall,
+    Text,
+    ToolDelta,
+)
+from pipeline.testing import Finish as FinishStep
 
 
 def virtual(clock: FakeClock, **policy: object) -> Pipeline:
@@ -254,3 +267,64 @@ async def test_litellm_timeouts_are_transient(
     fake.script(Reply.error(status, "timed out"), Reply.text("second time lucky"))
     resp = await pipe.acomplete(request_to())
     assert (resp.text, resp.retries, len(fake.requests)) == ("second time lucky", 1, 2)
+
+
+# --- the cause's type survives an exhausted budget; after content, an interruption ---------
+
+
+async def test_persistent_429_is_caught_by_except_rate_limited_and_by_except_retries_exhausted(
+    fake: FakeProvider, clock: FakeClock, request_to
+) -> None:  # type: ignore[no-untyped-def]
+    fake.respond_with(lambda r: Reply.error(429, "slow down", headers={"retry-after": "2"}))
+    with pytest.raises(RateLimited) as info:
+        await virtual(clock, rate_limit_retries=2).acomplete(request_to())
+    exc = info.value
+    assert isinstance(exc, RetriesExhausted)
+    assert (exc.attempts, exc.reason, exc.status_code) == (3, "rate_limited", 429)
+    assert exc.headers["retry-after"] == "2"
+    assert isinstance(exc.__cause__, RateLimited)
+    assert not isinstance(exc.__cause__, RetriesExhausted)
+    assert len(fake.requests) == 3
+
+
+GROQ_ERROR_EVENT = (
+    b'data: {"error": {"message": "tool call validation failed", '
+    b'"type": "invalid_request_error", "code": 400}}\n\n'
+)
+
+
+async def test_an_error_event_after_reasoning_is_an_interruption_not_a_bare_error(
+    pipe: Pipeline, fake: FakeProvider, clock: FakeClock, request_to
+) -> None:  # type: ignore[no-untyped-def]
+    """Groq sends a stream error as a ``data:`` event after the reasoning it streamed."""
+    fake.script(Reply((Reasoning("Let me think"), Reasoning(" about it."), Raw(GROQ_ERROR_EVENT))))
+    seen = []
+    with pytest.raises(StreamInterrupted) as info:
+        async with pipe.stream(request_to(model="groq/fake-model")) as events:
+            async for ev in events:
+                seen.append(ev)
+    assert seen == [ReasoningDelta(text="Let me think"), ReasoningDelta(text=" about it.")]
+    exc = info.value
+    assert (exc.partial_text, exc.partial_tool_calls, exc.transient) == ("", (), False)
+    assert isinstance(exc.__cause__, BadRequest)
+    assert "tool call validation failed" in str(exc)
+    assert (len(fake.requests), clock.sleeps) == (1, [])
+
+
+async def test_malformed_tool_call_after_text_keeps_the_text(
+    pipe: Pipeline, fake: FakeProvider, request_to
+) -> None:  # type: ignore[no-untyped-def]
+    fake.script(
+        Reply(
+            (
+                Text("Calling it now."),
+                ToolDelta(0, "c1", "lookup", "[1, 2"),
+                FinishStep("tool_calls"),
+            )
+        )
+    )
+    with pytest.raises(StreamInterrupted) as info:
+        await pipe.acomplete(request_to())
+    assert (info.value.partial_text, info.value.transient) == ("Calling it now.", False)
+    assert isinstance(info.value.__cause__, MalformedToolCall)
+    assert len(fake.requests) == 1

@@ -44,8 +44,16 @@ def test_every_row_is_pinned_here() -> None:
         "minimax",
         "zai",
         "openrouter",
+        "deepseek",
+        "moonshot",
         "ollama",
     ]
+
+
+def test_only_thinking_tool_callers_get_their_reasoning_back() -> None:
+    assert [p.name for p in PROFILES if p.echo_reasoning] == ["deepseek", "moonshot"]
+    assert resolve("deepseek/deepseek-reasoner").echo_reasoning
+    assert not resolve("openai/gpt-4o-mini").echo_reasoning
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
+import json
 from typing import Any
 
 import pytest
 
 from pipeline.errors import InvalidRequest, PipelineError
+from pipeline.events import ToolCall
 from pipeline.request import Message, Request, ToolSpec
 
 USER = {"role": "user", "content": "hi"}
@@ -108,3 +110,67 @@ def test_error_messages_do_not_echo_the_key() -> None:
     with pytest.raises(InvalidRequest) as info:
         req(api_key="sk-secret-123", max_tokens=0)
     assert "sk-secret-123" not in str(info.value)
+
+
+# --- tool calls in assistant messages ---------------------------------------------------
+
+CALL = ToolCall(id="c1", name="get_weather", arguments={"city": "Zürich", "days": [1, 2]})
+OPENAI_CALL = {
+    "id": "c1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city":"Zürich","days":[1,2]}'},
+}
+OTHER = {"id": "c2", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+TOOL_REPLY = {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
+
+
+@pytest.mark.parametrize(
+    "assistant",
+    [
+        {"role": "assistant", "tool_calls": [CALL, OTHER]},
+        {"role": "assistant", "tool_calls": (CALL, OTHER)},
+        Message(role="assistant", tool_calls=[CALL, OTHER]),
+        Message(role="assistant", tool_calls=(CALL, OTHER)),
+    ],
+    ids=["dict-list", "dict-tuple", "message-list", "message-tuple"],
+)
+def test_tool_call_events_in_an_assistant_message_become_openai_tool_calls(
+    assistant: object,
+) -> None:
+    r = req(messages=[USER, assistant, TOOL_REPLY])
+    assert r.messages[1] == {"role": "assistant", "tool_calls": [OPENAI_CALL, OTHER]}
+    sent = r.messages[1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(sent) == CALL.arguments
+
+
+def test_message_to_dict_converts_tool_call_events_too() -> None:
+    msg = Message(role="assistant", content="Checking.", tool_calls=[CALL])
+    assert msg.to_dict() == {
+        "role": "assistant",
+        "content": "Checking.",
+        "tool_calls": [OPENAI_CALL],
+    }
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        ("c1", "messages[1].tool_calls[0]"),
+        (ToolSpec(name="get_weather"), "messages[1].tool_calls[0]"),
+        (42, "messages[1].tool_calls[0]"),
+    ],
+    ids=["a-string", "a-tool-spec", "a-number"],
+)
+def test_tool_call_entries_that_cannot_be_converted_are_refused_naming_the_entry(
+    entry: object, field: str
+) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        req(messages=[USER, {"role": "assistant", "tool_calls": [entry]}])
+    assert info.value.field == field
+
+
+def test_tool_call_arguments_that_are_not_json_are_refused_naming_the_entry() -> None:
+    odd = ToolCall(id="c1", name="f", arguments={"when": object()})
+    with pytest.raises(InvalidRequest) as info:
+        req(messages=[USER, Message(role="assistant", tool_calls=[CALL, odd])])
+    assert info.value.field == "messages[1].tool_calls[1].arguments"

@@ -1,4 +1,5 @@
 from pipeline.events import Chunk, Request
+from pipeline.profiles import resolve
 from pipeline.request import ToolSpec
 from stages.normalize import JSON_INSTRUCTION, normalize, normalize_request
 from tests.helpers import make_request, run_stage
@@ -77,6 +78,28 @@ def test_ghost_assistant_messages_are_dropped_but_tool_call_turns_kept() -> None
     ]
     out = normalize_request(make_request(messages=msgs))
     assert out.messages == [USER, call_turn, {"role": "tool", "tool_call_id": "c", "content": "r"}]
+
+
+def test_reasoning_goes_back_only_to_providers_that_want_it() -> None:
+    thought = {
+        "role": "assistant",
+        "content": None,
+        "reasoning_content": "hmm",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
+    reply = {"role": "tool", "tool_call_id": "c1", "content": "42"}
+    req = make_request(messages=[USER, thought, reply])
+    stripped = normalize_request(req, resolve("openai/gpt-4o-mini"))
+    assert stripped.messages == [
+        USER,
+        {k: v for k, v in thought.items() if k != "reasoning_content"},
+        reply,
+    ]
+    assert req.messages[1]["reasoning_content"] == "hmm"  # the caller's request is untouched
+    kept = normalize_request(req, resolve("deepseek/deepseek-reasoner"))
+    assert kept.messages == [USER, thought, reply]
 
 
 def test_tool_parameters_become_an_object_schema() -> None:

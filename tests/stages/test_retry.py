@@ -6,11 +6,14 @@ from typing import Any
 
 import pytest
 
-from pipeline import Pipeline, testing
+from pipeline import Pipeline, stage, testing
 from pipeline.errors import (
     BadRequest,
+    ContentFiltered,
     EmptyResponse,
     MalformedToolCall,
+    PipelineError,
+    ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
@@ -114,11 +117,71 @@ async def test_reasoning_counts_as_delivered() -> None:
     assert len(dispatch.calls) == 1
 
 
-async def test_non_retryable_failure_after_content_keeps_its_type() -> None:
+async def test_non_retryable_failure_after_text_is_an_interruption_too() -> None:
     bad = Chunk(tool_fragments=(ToolFragment(index=0, id="c", name="f", arguments="{oops"),))
     p, dispatch, _ = build([Chunk(text="calling"), bad, Chunk(finish_reason="tool_calls")])
-    with pytest.raises(MalformedToolCall):
+    with pytest.raises(StreamInterrupted) as info:
         await drain(p)
+    assert len(dispatch.calls) == 1
+    assert (info.value.partial_text, info.value.transient) == ("calling", False)
+    assert isinstance(info.value.__cause__, MalformedToolCall)
+
+
+@pytest.mark.parametrize(
+    ("delivered", "text", "calls"),
+    [
+        ([Chunk(reasoning="let me think")], "", ()),
+        ([Chunk(text="Hel"), Chunk(text="lo")], "Hello", ()),
+    ],
+    ids=["after-reasoning", "after-text"],
+)
+@pytest.mark.parametrize(
+    ("failure", "transient"),
+    [
+        (BadRequest("tool call validation failed", status_code=400), False),
+        (ContentFiltered("blocked mid-answer"), False),
+        (conn_reset(), True),
+        (rate_limited(), True),
+    ],
+    ids=["bad-request", "content-filter", "transient", "rate-limit"],
+)
+async def test_every_failure_after_content_is_an_interruption_with_the_partial_output(
+    delivered: list[Chunk],
+    text: str,
+    calls: tuple[ToolCall, ...],
+    failure: Exception,
+    transient: bool,
+) -> None:
+    p, dispatch, clock = build([*delivered, failure], text_chunks("never"))
+    with pytest.raises(StreamInterrupted) as info:
+        await drain(p)
+    exc = info.value
+    assert (exc.partial_text, exc.partial_tool_calls, exc.transient) == (text, calls, transient)
+    assert exc.__cause__ is failure
+    assert (len(dispatch.calls), clock.sleeps) == (1, [])
+
+
+@pytest.mark.parametrize(
+    ("failure", "transient"),
+    [(BadRequest("rejected", status_code=400), False), (conn_reset(), True)],
+    ids=["bad-request", "transient"],
+)
+async def test_a_failure_after_a_tool_call_went_out_is_an_interruption(
+    failure: Exception, transient: bool
+) -> None:
+    async def fail_after_tool_calls(upstream: Any, ctx: Any) -> Any:
+        async for ev in upstream:
+            yield ev
+            if isinstance(ev, ToolCall):
+                raise failure
+
+    p, dispatch, _ = build(testing.tool_chunks(("c1", "f", '{"a": 1}')), text_chunks("never"))
+    p = p.insert_after("empty_check", stage("check_calls", fail_after_tool_calls))
+    with pytest.raises(StreamInterrupted) as info:
+        await drain(p)
+    assert info.value.partial_tool_calls == (ToolCall(id="c1", name="f", arguments={"a": 1}),)
+    assert (info.value.partial_text, info.value.transient) == ("", transient)
+    assert info.value.__cause__ is failure
     assert len(dispatch.calls) == 1
 
 
@@ -134,6 +197,83 @@ async def test_persistent_rate_limit_uses_exactly_its_budget() -> None:
     assert info.value.reason == "rate_limited"
     assert isinstance(info.value.__cause__, RateLimited)
     assert clock.sleeps == [2, 4, 8]
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [
+        (rate_limited(**{"retry-after": "1"}), "rate_limited"),
+        (conn_reset(), "transient"),
+        (ProviderTimeout("stalled"), "transient"),
+        (ProviderUnavailable("bad gateway", status_code=502, provider="openai"), "transient"),
+    ],
+    ids=["rate-limited", "unavailable", "timeout", "5xx"],
+)
+async def test_exhausted_retries_are_also_an_instance_of_the_cause_class(
+    failure: ProviderError, reason: str
+) -> None:
+    p, dispatch, _ = build([failure], [failure], rate_limit_retries=1, transient_retries=1)
+    with pytest.raises(type(failure)) as info:
+        await drain(p)
+    exc = info.value
+    assert isinstance(exc, RetriesExhausted)
+    assert (exc.attempts, exc.reason, exc.__cause__) == (2, reason, failure)
+    assert (exc.status_code, exc.provider, exc.headers) == (
+        failure.status_code,
+        failure.provider,
+        failure.headers,
+    )
+    assert exc.transient is True
+    assert len(dispatch.calls) == 2
+
+
+async def test_rate_limit_exhaustion_is_caught_by_except_rate_limited() -> None:
+    p, _, _ = build(*([rate_limited()] for _ in range(3)), rate_limit_retries=2)
+    try:
+        await drain(p)
+    except RateLimited as exc:
+        caught: Exception = exc
+    assert isinstance(caught, RetriesExhausted)
+    assert caught.attempts == 3
+
+
+class Overloaded(ProviderUnavailable):
+    """A cause class defined outside llmpipe, with an attribute of its own."""
+
+    def __init__(self, message: str, *, region: str) -> None:
+        super().__init__(message, status_code=529)
+        self.region = region
+
+
+class Flaky(PipelineError):
+    transient = True
+
+    def __init__(self, code: int) -> None:  # a signature unlike any of llmpipe's
+        super().__init__(f"flaky {code}")
+        self.code = code
+
+
+@pytest.mark.parametrize(
+    "failure", [Overloaded("overloaded", region="eu"), Flaky(7)], ids=["subclass", "own-class"]
+)
+async def test_exhaustion_takes_the_class_of_causes_defined_elsewhere(failure: Exception) -> None:
+    p, _, _ = build([failure], [failure], transient_retries=1)
+    with pytest.raises(type(failure)) as info:
+        await drain(p)
+    assert isinstance(info.value, RetriesExhausted)
+    assert info.value.__cause__ is failure
+    for name, value in vars(failure).items():
+        if name != "message":
+            assert getattr(info.value, name) == value
+
+
+async def test_a_deadline_that_runs_out_keeps_the_cause_class_too() -> None:
+    wait10 = {"retry-after": "10"}
+    p, _, _ = build(*([rate_limited(**wait10)] for _ in range(5)), deadline_s=15)
+    with pytest.raises(RateLimited) as info:
+        await drain(p)
+    assert isinstance(info.value, RetriesExhausted)
+    assert info.value.reason == "deadline"
 
 
 async def test_server_given_waits_are_honoured_without_jitter() -> None:
@@ -207,7 +347,8 @@ async def test_empty_answers_retry_three_times_with_a_fixed_delay() -> None:
     with pytest.raises(RetriesExhausted) as info:
         await drain(p)
     assert isinstance(info.value.__cause__, EmptyResponse)
-    assert info.value.reason == "empty"
+    assert isinstance(info.value, EmptyResponse)  # the cause's class too
+    assert (info.value.reason, info.value.attempts) == ("empty", 4)
     assert len(dispatch.calls) == 4
     assert clock.sleeps == [1.0, 1.0, 1.0]
 

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from pipeline import Pipeline, testing
-from pipeline.errors import ModelNotFound
+from pipeline.errors import ModelNotFound, StreamInterrupted
 from pipeline.events import Chunk, Event, Finish, TextDelta, ToolCall
 from pipeline.policy import RetryPolicy
 from stages.tool_compat import ModelMemory, compat_request
@@ -71,8 +71,10 @@ async def test_otherwise_the_error_is_raised_as_is(req: dict[str, Any]) -> None:
 
 async def test_a_failure_after_chunks_is_not_a_tool_problem() -> None:
     p, dispatch = build([Chunk(text="partial"), NO_TOOLS])
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(StreamInterrupted) as info:  # after content, every failure is one
         await drain(p, OR_REQ)
+    assert isinstance(info.value.__cause__, ModelNotFound)
+    assert info.value.partial_text == "partial"
     assert len(dispatch.calls) == 1
 
 

@@ -1,0 +1,93 @@
+"""A whole answer, ``Response``, and the messages an agent loop appends after it.
+
+An agent loop sends the conversation, runs the tools the model called, and
+sends it again with two more kinds of message: the model's own turn
+(``Response.to_message()``) and one result per tool call
+(``tool_result(call, value)``). Both come out as OpenAI-format dicts, the
+shape ``Request.messages`` takes for every provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from pipeline.events import ToolCall, UsageSource
+from pipeline.request import openai_tool_calls
+
+__all__ = ["Response", "Usage", "tool_result"]
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True):
+    """Token counts of one call and where they come from."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    source: UsageSource = "none"
+
+
+class Response(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole answer: what ``acomplete`` / ``complete`` / ``collect`` return."""
+
+    text: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    stop_reason: str = ""
+    usage: Usage = Usage()
+    model: str = ""
+    reasoning: str = ""
+    retries: int = 0
+
+    def to_message(self) -> dict[str, Any]:
+        """This answer as the assistant message to append to the conversation.
+
+        ``content`` is the text, or ``None`` when the answer is tool calls
+        only; ``tool_calls`` are in the OpenAI format, arguments as JSON
+        text. The reasoning, when there was any, goes along as
+        ``reasoning_content``: thinking models that call tools (DeepSeek,
+        Moonshot/Kimi) must get it back on the next turn, and the pipeline
+        strips it for every other provider (``Profile.echo_reasoning``), so
+        one history can be sent anywhere.
+        """
+        msg: dict[str, Any] = {
+            "role": "assistant",
+            "content": self.text if self.text or not self.tool_calls else None,
+        }
+        if self.tool_calls:
+            msg["tool_calls"] = openai_tool_calls("tool_calls", self.tool_calls)
+        if self.reasoning:
+            msg["reasoning_content"] = self.reasoning
+        return msg
+
+
+_json = msgspec.json.Encoder()
+
+
+def tool_result(call: ToolCall | str, content: object) -> dict[str, Any]:
+    """The tool message answering ``call`` (a ``ToolCall``, or its id).
+
+    A ``str`` is sent as it is; any other value is encoded as JSON once
+    (dicts, lists, numbers, ``None``, dataclasses, msgspec Structs,
+    datetimes, ...). A value JSON cannot represent raises ``TypeError``
+    naming the call, before anything is sent.
+    """
+    if isinstance(call, ToolCall):
+        call_id, name = call.id, call.name
+    elif isinstance(call, str):
+        call_id, name = call, call
+    else:
+        raise TypeError(f"tool_result() takes a ToolCall or its id, got {type(call).__name__}")
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, bytes | bytearray | memoryview):
+        raise TypeError(f"the result of tool call {name!r} is bytes: decode it to text first")
+    else:
+        try:
+            text = _json.encode(content).decode()
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"the result of tool call {name!r} is not JSON-serialisable"
+                f" ({type(content).__name__}): {exc}; pass a str or a JSON value"
+            ) from exc
+    return {"role": "tool", "tool_call_id": call_id, "content": text}
