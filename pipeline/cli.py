@@ -20,7 +20,6 @@ import os
 import sys
 import textwrap
 import time
-import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -41,6 +40,7 @@ from pipeline.events import (
 )
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request
+from pipeline.secrets import format_exception, guard_logger, redact
 from pipeline.stage import Instrument
 
 __all__ = ["EXIT_CODES", "build_parser", "describe", "exit_code", "main"]
@@ -107,7 +107,7 @@ DEMO_EXAMPLES = """example:
   llmpipe demo --trace console     # and the span tree of every call
 """
 
-log = logging.getLogger("llmpipe.cli")
+log = guard_logger("llmpipe.cli")
 
 
 class _Handle(Protocol):
@@ -320,15 +320,16 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _fail(exc: BaseException, debug: bool, err: TextIO) -> int:
-    """One clear line (the traceback too with --debug); the exit status."""
+    """One clear line (the traceback too with --debug), secrets masked; the exit status."""
     if debug:
-        traceback.print_exception(exc, file=err)
+        err.write(format_exception(exc))
     code = exit_code(exc)
+    text = redact(str(exc))
     if code == EXIT_CODES["internal"]:
         hint = "" if debug else " (run with --debug for the traceback)"
-        print(f"llmpipe: internal error: {type(exc).__name__}: {exc}{hint}", file=err)
+        print(f"llmpipe: internal error: {type(exc).__name__}: {text}{hint}", file=err)
     else:
-        print(f"llmpipe: error: {type(exc).__name__}: {exc}", file=err)
+        print(f"llmpipe: error: {type(exc).__name__}: {text}", file=err)
     return code
 
 

@@ -3,7 +3,9 @@
 Classification goes by litellm's exception class first and the HTTP status
 second, so a provider litellm maps oddly (403 as a bare ``APIError``, 529
 overloaded) still lands on the right branch. Messages are scrubbed of the
-request's API key and of anything shaped like a key.
+request's API key and of anything shaped like a key. Requests that could not be
+built and answers that could not be read are told apart first
+(``stages.provider_faults``): litellm reports both as if the provider had failed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pipeline.errors import (
     ContentFiltered,
     ContextWindowExceeded,
     ModelNotFound,
+    PipelineError,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
@@ -24,6 +27,8 @@ from pipeline.errors import (
     redact,
 )
 from pipeline.request import Request
+from pipeline.secrets import stand_in
+from stages.provider_faults import body_note, request_fault, response_fault
 
 __all__ = ["response_headers", "translate"]
 
@@ -60,13 +65,26 @@ _BY_CLASS: dict[str, type[ProviderError]] = {
 }
 
 
-def translate(exc: BaseException, req: Request) -> ProviderError:
-    """The ``pipeline.errors`` exception for an exception raised by litellm."""
-    if isinstance(exc, ProviderError):  # already ours (a timeout of this stage)
+def translate(exc: BaseException, req: Request, *, reading: bool = False) -> PipelineError:
+    """The ``pipeline.errors`` exception for an exception raised by litellm.
+
+    The original is never chained as it is: ``__cause__`` is a redacted stand-in
+    (``pipeline.secrets.ForeignError``). Raise the result outside the ``except``
+    block that caught ``exc``, or Python chains the original as ``__context__``.
+    ``reading``: ``exc`` came while reading the answer, not while sending.
+    """
+    if isinstance(exc, PipelineError):  # already ours (a timeout of this stage)
         return exc
+    error = request_fault(exc) or response_fault(exc, reading=reading) or _provider_error(exc, req)
+    error.__cause__ = stand_in(exc, req.api_key)
+    return error
+
+
+def _provider_error(exc: BaseException, req: Request) -> ProviderError:
     status = _status(exc)
     cls = _classify(exc, status)
-    message = redact(_message(exc), req.api_key)
+    text = _message(exc)
+    message = redact(text + body_note(exc, text), req.api_key)
     lowered = message.lower()
     if cls is BadRequest and any(h in lowered for h in _CONTEXT_HINTS):
         cls = ContextWindowExceeded

@@ -19,7 +19,6 @@ The SDK is imported here, inside ``setup``, never on ``import pipeline``.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 
+from pipeline.secrets import guard_logger
 from telemetry.instrument import TelemetryInstrument, meters_off, tracing_off
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TelemetryHandle", "setup"]
 
-log = logging.getLogger("llmpipe.telemetry")
+log = guard_logger("llmpipe.telemetry")
 
 _EXPORTERS = ("otlp", "console", "none")
 _PROTOCOLS = ("http/protobuf", "grpc")
