@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -34,11 +33,12 @@ from pipeline.core import Pipeline
 from pipeline.events import encode
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request
+from pipeline.secrets import format_exception, guard_logger, redact
 from pipeline.stage import Instrument
 
 __all__ = ["EXIT_CODES", "build_parser", "console", "describe", "exit_code", "main"]
 
-log = logging.getLogger("llmpipe.cli")
+log = guard_logger("llmpipe.cli")
 
 
 #: how long loading the provider library may take before a terminal is told
@@ -119,11 +119,11 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _fail(exc: BaseException, debug: bool, err: TextIO) -> int:
-    """One clear line (the traceback too with --debug); the exit status."""
+    """One clear line (the traceback too with --debug), secrets masked; the exit status."""
     if debug:
-        traceback.print_exception(exc, file=err)
+        err.write(format_exception(exc))
     code = exit_code(exc)
-    message = " ".join(str(exc).split())  # one line, whatever the provider sent
+    message = " ".join(redact(str(exc)).split())  # one line, whatever the provider sent
     if code == EXIT_CODES["internal"]:
         hint = "" if debug else " (run with --debug for the traceback)"
         print(f"llmpipe: internal error: {type(exc).__name__}: {message}{hint}", file=err)

@@ -8,9 +8,10 @@ dispatch boundary and nowhere else, so callers only ever catch
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
+
+from pipeline.secrets import redact
 
 if TYPE_CHECKING:
     from pipeline.events import ToolCall
@@ -24,6 +25,7 @@ __all__ = [
     "EmptyResponse",
     "InternalError",
     "InvalidRequest",
+    "MalformedResponse",
     "MalformedToolCall",
     "ModelNotFound",
     "PipelineError",
@@ -40,19 +42,6 @@ __all__ = [
     "redact",
 ]
 
-_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{2})[A-Za-z0-9_\-*]{6,}")
-
-
-def redact(text: str, api_key: str | None = None) -> str:
-    """``text`` with the API key, and anything shaped like an ``sk-`` key, masked.
-
-    For every message that may quote a provider's words: error messages, log
-    lines, span attributes.
-    """
-    if api_key and len(api_key) >= 4:
-        text = text.replace(api_key, "***")
-    return _KEYLIKE.sub(r"\1***", text)
-
 
 class PipelineError(Exception):
     """Root of every error llmpipe raises on purpose (misuse aside)."""
@@ -66,8 +55,8 @@ class InvalidRequest(PipelineError, ValueError):
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
-        self.problem = problem
-        super().__init__(f"invalid request: {field}: {problem}")
+        self.problem = redact(problem)  # a problem may quote a value; never a key
+        super().__init__(f"invalid request: {field}: {self.problem}")
 
 
 # --- provider branch ------------------------------------------------------
@@ -175,6 +164,13 @@ class EmptyResponse(StreamError):
     """The stream ended without text or tool calls (and not for ``length``)."""
 
     transient = True
+
+
+class MalformedResponse(StreamError):
+    """The provider's answer could not be read: not an event stream (an HTML page, a
+    JSON document), not UTF-8, not JSON, fields of the wrong type, broken framing or
+    compression. Asking again gets the same bytes, so it is not transient. The
+    message names what arrived (content type, the first bytes, redacted)."""
 
 
 class MalformedToolCall(StreamError):

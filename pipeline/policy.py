@@ -10,7 +10,8 @@ for dropped connections, and the three together bound the worst case:
   with jitter;
 - empty response: 3 retries, a fixed 1 s apart.
 
-Every wait is capped at 120 s.
+Every wait is capped at 120 s. No stream can hang a call for ever: by default
+the first chunk must come within 300 s and each next one within 120 s.
 
 ``retry_delay`` is a pure function of the attempt number, the response
 headers and the time now; jitter is applied separately (``jittered``) and
@@ -27,7 +28,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RetryPolicy", "jittered", "retry_delay", "server_delay"]
+__all__ = [
+    "FIRST_CHUNK_TIMEOUT_S",
+    "IDLE_TIMEOUT_S",
+    "RetryPolicy",
+    "jittered",
+    "retry_delay",
+    "server_delay",
+]
+
+#: default wait for the first chunk, in seconds (``RetryPolicy.first_chunk_timeout_s``)
+FIRST_CHUNK_TIMEOUT_S = 300.0
+#: default wait between two chunks, in seconds (``RetryPolicy.idle_timeout_s``)
+IDLE_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,8 +48,14 @@ class RetryPolicy:
     """Retry budgets, delays, timeouts and failed-request dumps of one pipeline.
 
     Timeouts are in seconds; ``None`` means no limit.
-    ``first_chunk_timeout_s``: from sending the request to the first chunk.
-    ``idle_timeout_s``: between two chunks.
+    ``first_chunk_timeout_s``: from sending the request to the first chunk
+    (default 300 s: a reasoning model may think for minutes before its first
+    chunk, and a long prompt takes time to read).
+    ``idle_timeout_s``: between two chunks (default 120 s: once a stream runs,
+    providers send chunks or keep-alive pings every few seconds; two minutes of
+    silence is a stall, such as a body whose framing broke mid-stream).
+    Both measure the wait for bytes: time the event loop was blocked or starved
+    is not counted (``pipeline.timeouts``), so a busy process does not trip them.
     ``deadline_s``: the whole call, every attempt and wait included.
     ``max_in_flight``: calls to one endpoint running at once (``None``: any).
     ``dump_dir``: where failed requests are dumped (also ``LLMPIPE_DUMP_DIR``);
@@ -50,8 +69,8 @@ class RetryPolicy:
     max_delay_s: float = 120.0
     empty_delay_s: float = 1.0
     jitter: bool = True
-    first_chunk_timeout_s: float | None = None
-    idle_timeout_s: float | None = None
+    first_chunk_timeout_s: float | None = FIRST_CHUNK_TIMEOUT_S
+    idle_timeout_s: float | None = IDLE_TIMEOUT_S
     deadline_s: float | None = None
     max_in_flight: int | None = None
     dump_dir: str | Path | None = None

@@ -12,14 +12,15 @@ Stages never mutate a request's lists or dicts in place; they build a new
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from pipeline import validate
 from pipeline._struct import EventBase
-from pipeline.errors import InvalidRequest
+from pipeline.errors import InvalidRequest, redact
+from pipeline.validate_messages import check_message
 
 if TYPE_CHECKING:
     from pipeline.events import ToolCall
@@ -43,6 +44,7 @@ _RESERVED_EXTRA = frozenset(
         "response_format",
         "max_retries",
         "num_retries",
+        "base_url",
     }
 )
 
@@ -113,7 +115,7 @@ class Request(EventBase, frozen=True, tag="request"):
     extra: dict[str, Any] = {}
 
     def __post_init__(self) -> None:
-        _check_model(self.model)
+        validate.check_model(self.model)
         msgspec.structs.force_setattr(self, "messages", _coerce_messages(self.messages))
         if self.tools is not None:
             msgspec.structs.force_setattr(self, "tools", _coerce_tools(self.tools))
@@ -126,18 +128,13 @@ class Request(EventBase, frozen=True, tag="request"):
             f"system={'<set>' if self.system else None}, "
             f"tools={[t.name for t in self.tools] if self.tools else None}, "
             f"max_tokens={self.max_tokens}, json_mode={self.json_mode}, "
-            f"api_base={self.api_base!r}, api_key={key})"
+            f"api_base={redact(self.api_base) if self.api_base else None!r}, api_key={key})"
         )
 
     __str__ = __repr__
 
 
-# --- validation -----------------------------------------------------------------
-
-
-def _check_model(model: object) -> None:
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("model", "must be a non-empty string such as 'openai/gpt-4o-mini'")
+# --- validation (the rules are in ``pipeline.validate``) -------------------------------
 
 
 def _coerce_messages(messages: object) -> list[dict[str, Any]]:
@@ -145,33 +142,22 @@ def _coerce_messages(messages: object) -> list[dict[str, Any]]:
         raise InvalidRequest(
             "messages", f"must be a list of messages, got {type(messages).__name__}"
         )
+    if not messages:
+        raise InvalidRequest("messages", "is empty; a request needs at least one message")
     return [_coerce_message(i, m) for i, m in enumerate(messages)]
 
 
 def _coerce_message(i: int, m: object) -> dict[str, Any]:
     where = f"messages[{i}]"
     if isinstance(m, Message):
-        msg = m._fields()
+        msg = _builtins(where, m)
     elif isinstance(m, Mapping):
         msg = dict(m)
     else:
         raise InvalidRequest(where, f"must be a dict or Message, got {type(m).__name__}")
-    role = msg.get("role")
-    if role not in ROLES:
-        raise InvalidRequest(
-            f"{where}.role", f"unknown role {role!r}; expected one of {sorted(ROLES)}"
-        )
-    content = msg.get("content")
-    if content is not None and not isinstance(content, str | list):
-        raise InvalidRequest(f"{where}.content", "must be a string or a list of content parts")
     if msg.get("tool_calls") is not None:
         msg["tool_calls"] = openai_tool_calls(f"{where}.tool_calls", msg["tool_calls"])
-    # An assistant turn may be empty (a ghost turn, dropped by normalize) or
-    # carry only tool calls; every other role needs content.
-    if role != "assistant" and content is None:
-        raise InvalidRequest(f"{where}.content", f"a {role} message needs content")
-    if role == "tool" and not isinstance(msg.get("tool_call_id"), str):
-        raise InvalidRequest(f"{where}.tool_call_id", "a tool message needs the tool_call_id")
+    check_message(where, msg, ROLES)
     return msg
 
 
@@ -209,10 +195,26 @@ def openai_tool_calls(where: str, calls: object) -> list[Any]:
     return out
 
 
+def _builtins(where: str, m: Message) -> dict[str, Any]:
+    try:
+        return m._fields()
+    except RecursionError:
+        failed = "is nested too deeply to convert"
+    except (TypeError, ValueError) as exc:
+        failed = f"cannot be converted to JSON types ({type(exc).__name__})"
+    raise InvalidRequest(where, failed)
+
+
 def _coerce_tools(tools: object) -> list[ToolSpec]:
     if not isinstance(tools, list | tuple):
         raise InvalidRequest("tools", f"must be a list of tools, got {type(tools).__name__}")
-    return [_coerce_tool(i, t) for i, t in enumerate(tools)]
+    out = [_coerce_tool(i, t) for i, t in enumerate(tools)]
+    seen: set[str] = set()
+    for i, tool in enumerate(out):
+        if tool.name in seen:
+            raise InvalidRequest(f"tools[{i}].name", f"{tool.name!r} is declared twice")
+        seen.add(tool.name)
+    return out
 
 
 def _coerce_tool(i: int, tool: object) -> ToolSpec:
@@ -231,49 +233,36 @@ def _coerce_tool(i: int, tool: object) -> ToolSpec:
         parameters = spec.get("parameters", {})
     else:
         raise InvalidRequest(where, f"must be a ToolSpec or dict, got {type(tool).__name__}")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest(f"{where}.name", "a tool needs a non-empty name")
+    validate.check_tool_name(f"{where}.name", name)
     if not isinstance(description, str):
         raise InvalidRequest(f"{where}.description", "must be a string")
+    validate.check_text(f"{where}.description", description)
     if parameters is None:
         parameters = {}
-    if not isinstance(parameters, Mapping) or parameters.get("type", "object") != "object":
-        raise InvalidRequest(f"{where}.parameters", "must be a JSON-schema object")
-    if isinstance(tool, ToolSpec):
+    if isinstance(parameters, Mapping) and not isinstance(parameters, dict):
+        parameters = dict(parameters)
+    validate.check_tool_schema(f"{where}.parameters", parameters)
+    if isinstance(tool, ToolSpec) and parameters is tool.parameters:
         return tool
-    return ToolSpec(name=name, description=description, parameters=dict(parameters))
+    return ToolSpec(name=name, description=description, parameters=parameters)  # type: ignore[arg-type]
 
 
 def _check_scalars(req: Request) -> None:
-    if req.system is not None and not isinstance(req.system, str):
-        raise InvalidRequest("system", "must be a string")
+    if req.system is not None:
+        if not isinstance(req.system, str):
+            raise InvalidRequest("system", f"must be a string, got {type(req.system).__name__}")
+        validate.check_text("system", req.system)
     mt = req.max_tokens
     if mt is not None and (isinstance(mt, bool) or not isinstance(mt, int) or mt <= 0):
-        raise InvalidRequest("max_tokens", f"must be a positive integer, got {mt!r}")
-    if req.response_format is not None and not isinstance(req.response_format, Mapping):
-        raise InvalidRequest("response_format", "must be a dict")
-    if req.api_key is not None and not isinstance(req.api_key, str):
-        raise InvalidRequest("api_key", "must be a string")
-    base = req.api_base
-    if base is not None and (
-        not isinstance(base, str) or not base.startswith(("http://", "https://"))
-    ):
-        raise InvalidRequest("api_base", "must be an http:// or https:// URL")
-    _check_extra(req.extra)
-
-
-def _check_extra(extra: object) -> None:
-    if not isinstance(extra, Mapping):
-        raise InvalidRequest("extra", "must be a dict of extra provider parameters")
-    for key, value in extra.items():
-        if key in _RESERVED_EXTRA:
-            raise InvalidRequest(
-                f"extra.{key}", "is set by the pipeline; use the Request field instead"
-            )
-        try:
-            # stdlib json, as the HTTP clients use: msgspec would accept sets
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest(
-                f"extra.{key}", f"must be JSON-serialisable ({type(value).__name__} is not)"
-            ) from exc
+        raise InvalidRequest("max_tokens", f"must be a positive integer, got {validate.shown(mt)}")
+    if mt is not None and mt >= 2**31:
+        raise InvalidRequest("max_tokens", f"{mt} is beyond what any provider accepts")
+    if not isinstance(req.json_mode, bool):
+        raise InvalidRequest(
+            "json_mode", f"must be True or False, got {type(req.json_mode).__name__}"
+        )
+    if req.response_format is not None:
+        validate.check_response_format(req.response_format)
+    validate.check_api_key(req.api_key)
+    validate.check_api_base(req.api_base)
+    validate.check_extra(req.extra, _RESERVED_EXTRA)

@@ -19,6 +19,7 @@ from pipeline.events import Chunk, Event
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import Profile
 from pipeline.request import Request
+from pipeline.secrets import hold, scrub
 from pipeline.tokens import TokenCounter, estimate_tokens
 
 __all__ = [
@@ -213,13 +214,14 @@ def run_stages(
 
     The chain closes by construction: when it ends, fails or is closed, every
     stage's generator is closed, outermost first, even one whose stage forgot
-    to close its own upstream.
+    to close its own upstream. An exception leaves it scrubbed of secrets
+    (``pipeline.secrets.scrub``), whichever stage raised it.
     """
     chain = [upstream]
     start = ctx.instrument.stage
     for st in stages:
         chain.append(start(st, chain[-1], ctx))
-    return _closing(chain)
+    return _closing(chain, ctx.request.api_key)
 
 
 async def once(event: Event) -> AsyncIterator[Event]:
@@ -227,10 +229,19 @@ async def once(event: Event) -> AsyncIterator[Event]:
     yield event
 
 
-async def _closing(chain: list[AsyncIterator[Event]]) -> AsyncIterator[Event]:
+async def _closing(chain: list[AsyncIterator[Event]], secret: str | None) -> AsyncIterator[Event]:
+    """Runs the chain; what leaves it, events or an exception, is safe to show.
+
+    While it runs, the request's key is masked in every guarded logger
+    (``secrets.hold``); an exception leaving it is scrubbed, chain and all.
+    """
     try:
-        async for ev in chain[-1]:
-            yield ev
+        with hold(secret):
+            async for ev in chain[-1]:
+                yield ev
+    except Exception as exc:
+        scrub(exc, secret)
+        raise
     finally:
         for events in reversed(chain):
             close = getattr(events, "aclose", None)

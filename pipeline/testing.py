@@ -31,6 +31,7 @@ from pipeline.fakeprovider import (
     Text,
     ToolDelta,
     Usage,
+    Wire,
 )
 from pipeline.stage import Context, closing
 
@@ -50,6 +51,7 @@ __all__ = [
     "Text",
     "ToolDelta",
     "Usage",
+    "Wire",
     "scripted",
     "text_chunks",
     "tool_chunks",

@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import ast
 import json
-import logging
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from pipeline.request import ToolSpec
+from pipeline.secrets import guard_logger
 
 __all__ = ["extract_json_object", "parse_compat_answer"]
 
-log = logging.getLogger("llmpipe.tool_compat")
+log = guard_logger("llmpipe.tool_compat")
+
+#: how many ``{`` positions an embedded JSON object is looked for at
+MAX_JSON_STARTS = 64
 
 MARKERS = re.compile(r"<\|tool_call_start\|>\s*(.*?)\s*<\|tool_call_end\|>", re.DOTALL)
 _TEXT_KEYS = ("assistant_response", "content", "response")
@@ -66,16 +69,16 @@ def extract_json_object(text: str) -> dict[str, Any] | None:
     for candidate in candidates:
         try:
             value = json.loads(candidate)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             value = None
         if isinstance(value, dict):
             return value
-        for start, ch in enumerate(candidate):
-            if ch != "{":
-                continue
+        # a bounded number of starts: hostile text full of braces stays linear
+        starts = [i for i, ch in enumerate(candidate) if ch == "{"][:MAX_JSON_STARTS]
+        for start in starts:
             try:
                 value, _ = decoder.raw_decode(candidate, start)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
             if isinstance(value, dict):
                 return value
@@ -111,7 +114,7 @@ def _arguments(args: Any) -> dict[str, Any]:
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             return {"_raw": args}
     return args if isinstance(args, dict) else {"value": args}
 
@@ -137,7 +140,7 @@ def _calls_in(block: str, known: dict[str, ToolSpec], *, warn: bool) -> list[Cal
     """The calls of known tools in ``tool(...)`` or ``[tool(...), ...]``."""
     try:
         node = ast.parse(block.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # hostile text too
         return []
     calls: list[Call] = []
     for call in node.elts if isinstance(node, ast.List) else [node]:
@@ -152,7 +155,7 @@ def _calls_in(block: str, known: dict[str, ToolSpec], *, warn: bool) -> list[Cal
             continue
         try:
             calls.append((tool.name, _call_arguments(call, tool)))
-        except (ValueError, TypeError, SyntaxError):
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             continue
     return calls
 

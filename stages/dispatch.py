@@ -19,11 +19,16 @@ buffers: nothing
 - the HTTP response is closed (``aclose``) on every exit path: end, error,
   ``break`` downstream, cancellation;
 - the policy's first-chunk and idle timeouts bound each pull from the
-  provider (a stall raises ``ProviderTimeout``, which is transient);
+  provider (a stall raises ``ProviderTimeout``, which is transient); they
+  measure the wait for bytes, not time the event loop was blocked
+  (``pipeline.timeouts``);
+- a 200 answer that is a document (HTML, JSON), not a stream, raises
+  ``MalformedResponse`` naming its content type and first bytes
+  (``stages.litellm_http``);
 - when the retry segment asks (``ctx.recording``), every chunk is recorded
   for failed-request dumps;
 - litellm's exceptions become ``pipeline.errors`` here, and only here
-  (``stages.litellm_errors``).
+  (``stages.litellm_errors``), chained only as redacted stand-ins.
 """
 
 from __future__ import annotations
@@ -37,15 +42,18 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from pipeline.errors import ProviderTimeout
+from pipeline.errors import ClientClosed, PipelineError, ProviderTimeout
 from pipeline.events import Chunk, Event, Request
 from pipeline.profiles import DEFAULT, Profile
+from pipeline.secrets import guard_loggers
 from pipeline.stage import Context, Stage, closing, stage
+from pipeline.timeouts import Stalled, within
 from stages.litellm_chunks import provider_reported_usage, response_chunks, to_chunk
 from stages.litellm_clients import close_loop_clients
 from stages.litellm_errors import translate
+from stages.litellm_http import not_a_stream, stream_type, unreadable_empty
 
 __all__ = ["NO_KEY", "build_kwargs", "close_clients", "import_litellm", "litellm_dispatch"]
 
@@ -55,6 +63,18 @@ T = TypeVar("T")
 #: OpenAI client refuses to send a request without one, and servers without
 #: authentication ignore it. Plainly not a key, in a log or a server's.
 NO_KEY = "no-key"
+
+#: the loggers of litellm and the clients under it: redacted like our own
+LIBRARY_LOGGERS = (
+    "LiteLLM",
+    "LiteLLM Router",
+    "LiteLLM Proxy",
+    "openai",
+    "openai._base_client",
+    "httpx",
+    "httpcore",
+    "aiohttp.client",
+)
 
 
 def litellm_dispatch() -> Stage:
@@ -72,10 +92,9 @@ def litellm_dispatch() -> Stage:
                         yield chunk
                     continue
                 first = ctx.policy.first_chunk_timeout_s
-                try:
-                    response = await _timed(litellm.acompletion(**kwargs), first, "first")
-                except Exception as exc:
-                    raise translate(exc, ev) from _cause(exc, ev)
+                response = await _call(
+                    litellm.acompletion(**kwargs), first, "first", ev, reading=False
+                )
                 try:
                     async for chunk in _chunks(response, ev, ctx):
                         yield chunk
@@ -87,24 +106,30 @@ def litellm_dispatch() -> Stage:
 
 async def _chunks(response: Any, req: Request, ctx: Context) -> AsyncIterator[Chunk]:
     """Pull provider chunks; errors are translated around the pull, never the yield."""
+    policy = ctx.policy
+    ctype = stream_type(response)
+    refused = await not_a_stream(response, ctype, policy.first_chunk_timeout_s)
+    if refused is not None:
+        raise refused
     stream = response.__aiter__()
-    timeout = ctx.policy.first_chunk_timeout_s
-    which = "first"
+    timeout, which = policy.first_chunk_timeout_s, "first"
     recording = ctx.recording
+    content = False
     while True:
-        try:
-            raw = await _timed(stream.__anext__(), timeout, which)
-        except StopAsyncIteration:
-            return
-        except Exception as exc:
-            raise translate(exc, req) from _cause(exc, req)
-        timeout, which = ctx.policy.idle_timeout_s, "next"
+        raw = await _call(stream.__anext__(), timeout, which, req, reading=True)
+        if raw is _END:
+            break
+        timeout, which = policy.idle_timeout_s, "next"
         chunk = to_chunk(raw)
         if chunk.usage is not None and not provider_reported_usage(response):
             chunk = Chunk(usage=chunk.usage, usage_estimated=True, model=chunk.model)
         if recording is not None:
             recording.append(chunk)
+        content = content or bool(chunk.text or chunk.reasoning or chunk.tool_fragments)
         yield chunk
+    unreadable = None if content else unreadable_empty(ctype)
+    if unreadable is not None:
+        raise unreadable
 
 
 async def _whole(
@@ -112,29 +137,37 @@ async def _whole(
 ) -> list[Chunk]:
     """A non-streamed call, played back as the chunks of a stream."""
     kwargs = {k: v for k, v in kwargs.items() if k not in ("stream", "stream_options")}
-    try:
-        response = await _timed(
-            litellm.acompletion(**kwargs), ctx.policy.first_chunk_timeout_s, "first"
-        )
-    except Exception as exc:
-        raise translate(exc, req) from _cause(exc, req)
+    call = litellm.acompletion(**kwargs)
+    response = await _call(call, ctx.policy.first_chunk_timeout_s, "first", req, reading=True)
     chunks = response_chunks(response)
     if ctx.recording is not None:
         ctx.recording.extend(chunks)
     return chunks
 
 
-async def _timed(awaitable: Awaitable[T], seconds: float | None, which: str) -> T:
-    """``awaitable`` within ``seconds`` (``None``: no limit), else ``ProviderTimeout``."""
-    if seconds is None:
-        return await awaitable
+_END: Any = object()  # the end of a stream, as ``_call`` reports it
+
+
+async def _call(
+    awaitable: Awaitable[T], seconds: float | None, which: str, req: Request, *, reading: bool
+) -> T:
+    """``awaitable`` within the timeout, its failure as a ``pipeline.errors`` exception.
+
+    The translated error is raised outside the ``except`` block, so the foreign
+    exception is not chained as ``__context__`` (only its redacted stand-in, as
+    ``__cause__``); the end of a stream comes back as ``_END``.
+    """
     try:
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    except TimeoutError:
-        raise ProviderTimeout(
+        return await within(awaitable, seconds)
+    except StopAsyncIteration:
+        return cast(T, _END)
+    except Stalled:
+        error: PipelineError | ClientClosed = ProviderTimeout(
             f"no {which} chunk from the provider within {seconds}s (the stream stalled)"
-        ) from None
+        )
+    except Exception as exc:
+        error = translate(exc, req, reading=reading)
+    raise error
 
 
 def build_kwargs(req: Request, profile: Profile = DEFAULT) -> dict[str, Any]:
@@ -185,13 +218,6 @@ def _litellm_providers() -> frozenset[str]:
     if module is None or not hasattr(module, "provider_list"):
         module = _load_litellm()
     return frozenset(str(getattr(p, "value", p)) for p in module.provider_list)
-
-
-def _cause(exc: BaseException, req: Request) -> BaseException | None:
-    # Chain the original for debugging, unless its text carries the key.
-    if isinstance(exc, ProviderTimeout) or (req.api_key and req.api_key in str(exc)):
-        return None
-    return exc
 
 
 async def import_litellm() -> ModuleType:
@@ -269,6 +295,7 @@ def _load_litellm() -> ModuleType:
     # tokenizer instead, unless the application chose.
     if getattr(module, "disable_hf_tokenizer_download", None) is None:
         setattr(module, "disable_hf_tokenizer_download", True)  # noqa: B010
+    guard_loggers(LIBRARY_LOGGERS)
     return module
 
 

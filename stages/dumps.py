@@ -11,7 +11,6 @@ is read-only, full or forbidden, ``write_dump`` logs a warning and returns
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
 import uuid
@@ -22,10 +21,11 @@ from typing import Any
 import msgspec
 
 from pipeline.events import Chunk, Request
+from pipeline.secrets import guard_logger
 
 __all__ = ["DUMP_DIR_ENV", "dump_dir", "dump_payload", "write_dump"]
 
-log = logging.getLogger("llmpipe.dumps")
+log = guard_logger("llmpipe.dumps")
 
 DUMP_DIR_ENV = "LLMPIPE_DUMP_DIR"
 FORMAT = "llmpipe.failed-request/1"

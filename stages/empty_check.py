@@ -12,16 +12,16 @@ buffers: nothing
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 from pipeline.errors import EmptyResponse
 from pipeline.events import Event, Finish, TextDelta, ToolCall
+from pipeline.secrets import guard_logger
 from pipeline.stage import Context, Stage, closing, stage
 
 __all__ = ["empty_check"]
 
-log = logging.getLogger("llmpipe.empty_check")
+log = guard_logger("llmpipe.empty_check")
 
 
 def empty_check() -> Stage:

@@ -8,16 +8,41 @@ dispatch cannot tell the difference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
+from pipeline.errors import MalformedResponse
 from pipeline.events import Chunk, ToolFragment
 
 __all__ = ["provider_reported_usage", "response_chunks", "to_chunk", "usage_dict"]
 
+T = TypeVar("T")
+
 
 def to_chunk(raw: Any) -> Chunk:
-    """A litellm ``ModelResponseStream`` as a ``Chunk``."""
+    """A litellm ``ModelResponseStream`` as a ``Chunk``.
+
+    Every field is checked for the type it must have: a provider that sends
+    ``content`` as a number or ``choices`` as a string gets ``MalformedResponse``
+    naming the field, not a ``TypeError`` three stages later.
+    """
+    return _readable(_to_chunk, raw)
+
+
+def response_chunks(response: Any) -> list[Chunk]:
+    """A non-streamed litellm ``ModelResponse`` as the chunks of a stream."""
+    return _readable(_response_chunks, response)
+
+
+def _readable(convert: Callable[[Any], T], raw: Any) -> T:
+    try:
+        return convert(raw)
+    except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    raise MalformedResponse(f"the provider sent a chunk that cannot be read ({problem[:200]})")
+
+
+def _to_chunk(raw: Any) -> Chunk:
     text = reasoning = ""
     fragments: tuple[ToolFragment, ...] = ()
     finish: str | None = None
@@ -26,11 +51,11 @@ def to_chunk(raw: Any) -> Chunk:
         choice = choices[0]
         delta = choice.delta
         if delta is not None:
-            text = delta.content or ""
-            reasoning = getattr(delta, "reasoning_content", None) or ""
+            text = _str(delta.content, "delta.content")
+            reasoning = _str(getattr(delta, "reasoning_content", None), "delta.reasoning_content")
             if delta.tool_calls:
                 fragments = tuple(_fragment(tc, tc.index) for tc in delta.tool_calls)
-        finish = choice.finish_reason
+        finish = _str(choice.finish_reason, "finish_reason") or None
     usage = getattr(raw, "usage", None)
     return Chunk(
         text=text,
@@ -38,28 +63,45 @@ def to_chunk(raw: Any) -> Chunk:
         tool_fragments=fragments,
         finish_reason=finish,
         usage=usage_dict(usage) if usage is not None else None,
-        model=getattr(raw, "model", None) or "",
+        model=_str(getattr(raw, "model", None), "model"),
     )
 
 
-def response_chunks(response: Any) -> list[Chunk]:
-    """A non-streamed litellm ``ModelResponse`` as the chunks of a stream."""
-    model = getattr(response, "model", None) or ""
+def _str(value: object, field: str) -> str:
+    """A text field: a string or nothing; anything else is a malformed answer."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    raise MalformedResponse(
+        f"the provider sent {field} as {type(value).__name__} ({str(value)[:40]!r}), not text"
+    )
+
+
+def _index(value: object) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise MalformedResponse(f"the provider sent a tool call index as {type(value).__name__}")
+
+
+def _response_chunks(response: Any) -> list[Chunk]:
+    model = _str(getattr(response, "model", None), "model")
     chunks: list[Chunk] = []
     finish = "stop"
     if response.choices:
         choice = response.choices[0]
         message = choice.message
-        reasoning = getattr(message, "reasoning_content", None) or ""
+        reasoning = _str(getattr(message, "reasoning_content", None), "reasoning_content")
         if reasoning:
             chunks.append(Chunk(reasoning=reasoning, model=model))
-        if message.content:
-            chunks.append(Chunk(text=message.content, model=model))
+        content = _str(message.content, "message.content")
+        if content:
+            chunks.append(Chunk(text=content, model=model))
         calls = message.tool_calls or ()
         if calls:
             fragments = tuple(_fragment(tc, i) for i, tc in enumerate(calls))
             chunks.append(Chunk(tool_fragments=fragments, model=model))
-        finish = choice.finish_reason or ("tool_calls" if calls else "stop")
+        finish = _str(choice.finish_reason, "finish_reason") or ("tool_calls" if calls else "stop")
     chunks.append(Chunk(finish_reason=finish, model=model))
     usage = getattr(response, "usage", None)
     if usage is not None:
@@ -67,13 +109,13 @@ def response_chunks(response: Any) -> list[Chunk]:
     return chunks
 
 
-def _fragment(tc: Any, index: int | None) -> ToolFragment:
+def _fragment(tc: Any, index: object) -> ToolFragment:
     fn = tc.function
     return ToolFragment(
-        index=index,
-        id=tc.id or None,
-        name=(fn.name or None) if fn is not None else None,
-        arguments=(fn.arguments or "") if fn is not None else "",
+        index=_index(index),
+        id=_str(tc.id, "tool_calls.id") or None,
+        name=(_str(fn.name, "tool_calls.function.name") or None) if fn is not None else None,
+        arguments=_str(fn.arguments, "tool_calls.function.arguments") if fn is not None else "",
     )
 
 

@@ -15,6 +15,10 @@ closed" means a pooled client was closed while still in use. litellm
 reports it as a 500, which would be retried as transient and meet the same
 closed client every time; it becomes ``ClientClosed``, an internal error
 raised at once.
+
+Requests that could not be built and answers that could not be read are told
+apart first (``stages.provider_faults``): litellm reports both as if the
+provider had failed.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from pipeline.errors import (
     redact,
 )
 from pipeline.request import Request
+from pipeline.secrets import stand_in
+from stages.provider_faults import body_note, request_fault, response_fault
 
 __all__ = ["clean_message", "response_headers", "translate"]
 
@@ -96,10 +102,24 @@ _UNREACHABLE = {
 }
 
 
-def translate(exc: BaseException, req: Request) -> PipelineError | ClientClosed:
-    """The ``pipeline.errors`` exception for an exception raised by litellm."""
-    if isinstance(exc, ProviderError):  # already ours (a timeout of this stage)
+def translate(
+    exc: BaseException, req: Request, *, reading: bool = False
+) -> PipelineError | ClientClosed:
+    """The ``pipeline.errors`` exception for an exception raised by litellm.
+
+    The original is never chained as it is: ``__cause__`` is a redacted stand-in
+    (``pipeline.secrets.ForeignError``). Raise the result outside the ``except``
+    block that caught ``exc``, or Python chains the original as ``__context__``.
+    ``reading``: ``exc`` came while reading the answer, not while sending.
+    """
+    if isinstance(exc, PipelineError):  # already ours (a timeout of this stage)
         return exc
+    error = request_fault(exc) or response_fault(exc, reading=reading) or _provider_error(exc, req)
+    error.__cause__ = stand_in(exc, req.api_key)
+    return error
+
+
+def _provider_error(exc: BaseException, req: Request) -> PipelineError | ClientClosed:
     raw = _message(exc)
     if _CLOSED_CLIENT in raw.lower():
         message = redact(clean_message(raw), req.api_key)
@@ -115,7 +135,7 @@ def translate(exc: BaseException, req: Request) -> PipelineError | ClientClosed:
             f"{req.model!r} names no provider litellm knows: write provider/model"
             " (e.g. openai/gpt-4o-mini), or give api_base for an OpenAI-compatible server",
         )
-    message = redact(clean_message(raw), req.api_key)
+    message = redact(clean_message(raw) + body_note(exc, raw), req.api_key)
     lowered = message.lower()
     if cls is BadRequest and any(h in lowered for h in _CONTEXT_HINTS):
         cls = ContextWindowExceeded

@@ -11,16 +11,16 @@ or counting fails, characters / 4.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from typing import Any
 
 from pipeline.request import Request
+from pipeline.secrets import guard_logger
 from pipeline.tokens import estimate_tokens
 
 __all__ = ["count_request_tokens"]
 
-log = logging.getLogger("llmpipe.tokens")
+log = guard_logger("llmpipe.tokens")
 
 #: a model whose tokenizer litellm ships with its package (no download)
 COUNTING_MODEL = "gpt-4o"

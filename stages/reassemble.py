@@ -14,16 +14,16 @@ on half of a parallel batch.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 from pipeline.events import Chunk, Event, Finish, ReasoningDelta, TextDelta, TextEnd
+from pipeline.secrets import guard_logger
 from pipeline.stage import Context, Stage, closing, stage
 from stages.toolcalls import ToolCallAssembler
 
 __all__ = ["reassemble"]
 
-log = logging.getLogger("llmpipe.reassemble")
+log = guard_logger("llmpipe.reassemble")
 
 
 def reassemble() -> Stage:

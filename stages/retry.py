@@ -29,7 +29,6 @@ Rules (``pipeline.policy`` has the numbers):
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,13 +45,14 @@ from pipeline.errors import (
 )
 from pipeline.events import Event, ReasoningDelta, Request, Retrying, TextDelta, ToolCall
 from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
+from pipeline.secrets import guard_logger
 from pipeline.stage import Context, Segment, Stage, closing, once
 from stages.dumps import dump_dir, dump_payload, write_dump
 from stages.retry_gate import gate_for
 
 __all__ = ["Retry", "cause_of", "retry"]
 
-log = logging.getLogger("llmpipe.retry")
+log = guard_logger("llmpipe.retry")
 
 
 def cause_of(exc: BaseException) -> str | None:

@@ -19,7 +19,6 @@ to compat mode.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import uuid
 from collections import OrderedDict
@@ -30,12 +29,13 @@ import msgspec
 
 from pipeline.errors import ProviderError
 from pipeline.events import Chunk, Event, Request, ToolFragment
+from pipeline.secrets import guard_logger
 from pipeline.stage import Context, Segment, Stage, closing, once
 from stages.compat_parse import parse_compat_answer
 
 __all__ = ["ModelMemory", "ToolCompat", "compat_request", "tool_compat"]
 
-log = logging.getLogger("llmpipe.tool_compat")
+log = guard_logger("llmpipe.tool_compat")
 
 INSTRUCTION = """\
 Tool compatibility mode is active: native function calling is not available \

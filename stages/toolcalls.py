@@ -27,6 +27,8 @@ __all__ = ["ToolCallAssembler", "close_truncated_json", "parse_arguments", "repa
 
 #: how many trailing characters repair may give up to reach valid JSON
 MAX_TRIM = 256
+#: arguments longer than this are not repaired (each attempt parses them whole)
+MAX_REPAIR_CHARS = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -105,18 +107,15 @@ def parse_arguments(
     """``(arguments, repaired)`` for a call's raw argument string."""
     if not raw.strip():
         return {}, False
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = None
+    value, why = _loads(raw)
     if isinstance(value, dict):
         return value, False
-    repaired = repair_json_object(raw)
+    repaired = repair_json_object(raw) if why is None else None
     if repaired is not None:
         return repaired, True
     raise MalformedToolCall(
         f"failed to parse the arguments of tool call {tool_name!r}: not a JSON object"
-        " and not repairable (truncated or malformed output)",
+        f" and not repairable ({why or 'truncated or malformed output'})",
         tool_name=tool_name,
         tool_call_id=tool_call_id,
         raw_arguments=raw,
@@ -129,19 +128,29 @@ def repair_json_object(raw: str) -> dict[str, Any] | None:
     text = raw.strip()
     if text.startswith("```"):
         text = text.strip("`").removeprefix("json").strip()
-    if not text.startswith("{"):
+    if not text.startswith("{") or len(text) > MAX_REPAIR_CHARS:
         return None
     for end in range(len(text), max(len(text) - MAX_TRIM, 0) - 1, -1):
         candidate = close_truncated_json(text[:end])
         if not candidate:
             continue
-        try:
-            value = json.loads(candidate)
-        except json.JSONDecodeError:
-            continue
+        value, why = _loads(candidate)
+        if why is not None:  # nested too deeply: no prefix will parse either
+            return None
         if isinstance(value, dict):
             return value
     return None
+
+
+def _loads(text: str) -> tuple[Any, str | None]:
+    """``(value, None)``; ``(None, None)`` for invalid JSON; ``(None, why)`` for JSON
+    nested too deeply to parse (``RecursionError`` never escapes)."""
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError:
+        return None, None
+    except RecursionError:
+        return None, "nested too deeply"
 
 
 def close_truncated_json(fragment: str) -> str:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 
+from pipeline.secrets import guard_logger
 from telemetry.flush import EXPORTER_LOGGERS, ExportReport, background, endpoint
 from telemetry.instrument import TelemetryInstrument, meters_off, tracing_off
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TelemetryHandle", "setup"]
 
-log = logging.getLogger("llmpipe.telemetry")
+log = guard_logger("llmpipe.telemetry")
 
 _EXPORTERS = ("otlp", "console", "none")
 _PROTOCOLS = ("http/protobuf", "grpc")

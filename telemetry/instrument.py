@@ -9,7 +9,6 @@ are, so telemetry costs nothing per chunk; otherwise a ``CallTelemetry``
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 from opentelemetry import metrics as otel_metrics
@@ -17,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from pipeline.events import Event
+from pipeline.secrets import guard_logger
 from pipeline.stage import PLAIN, Context, Stage, run_stages
 from telemetry import genai
 from telemetry.metrics import CallMetrics
@@ -24,7 +24,7 @@ from telemetry.spans import CallTelemetry
 
 __all__ = ["SCOPE", "TelemetryInstrument", "meters_off", "tracing_off"]
 
-log = logging.getLogger("llmpipe.telemetry")
+log = guard_logger("llmpipe.telemetry")
 
 #: the instrumentation scope of every span and metric
 SCOPE = "llmpipe"

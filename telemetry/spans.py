@@ -23,7 +23,6 @@ never breaks the pipeline: its own failures are logged at debug level.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -34,13 +33,14 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from pipeline.events import Chunk, Event, Finish, Retrying, TextEnd, ToolCall
+from pipeline.secrets import guard_logger
 from pipeline.stage import Context, Stage, run_stages
 from telemetry import genai
 from telemetry.metrics import CallMetrics
 
 __all__ = ["CallTelemetry"]
 
-log = logging.getLogger("llmpipe.telemetry")
+log = guard_logger("llmpipe.telemetry")
 
 
 class _Count:

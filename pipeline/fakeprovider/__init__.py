@@ -28,6 +28,7 @@ from pipeline.fakeprovider.script import (
     Text,
     ToolDelta,
     Usage,
+    Wire,
 )
 from pipeline.fakeprovider.server import FakeProvider
 
@@ -47,4 +48,5 @@ __all__ = [
     "Text",
     "ToolDelta",
     "Usage",
+    "Wire",
 ]

@@ -78,7 +78,16 @@ class Raw:
     data: bytes
 
 
-Step: TypeAlias = Text | Reasoning | ToolDelta | Finish | Usage | Stall | Drop | Done | Raw
+@dataclass(frozen=True)
+class Wire:
+    """Bytes written to the socket outside the body's framing: with chunked transfer
+    encoding this breaks the framing itself (the client may wait for a chunk that
+    never ends), as a broken proxy does."""
+
+    data: bytes
+
+
+Step: TypeAlias = Text | Reasoning | ToolDelta | Finish | Usage | Stall | Drop | Done | Raw | Wire
 
 _USAGE = Usage(10, 5)
 _NO_USAGE = Usage(10, 0)
@@ -112,6 +121,12 @@ class Reply:
     body: bytes | None = None
     delay: float = 0.0
     error_detail: ErrorDetail | None = None
+    #: append the format's end of stream (``[DONE]``, ``message_stop``) when the steps
+    #: have no ``Done`` or ``Drop``; ``False`` sends exactly the steps
+    auto_end: bool = True
+    #: how a streamed body is framed: ``chunked`` transfer encoding, or ``close``
+    #: (no length, the body ends when the server closes the connection)
+    framing: Literal["chunked", "close"] = "chunked"
 
     @classmethod
     def text(
@@ -151,6 +166,25 @@ class Reply:
     ) -> Reply:
         """An HTTP error with an OpenAI- or Anthropic-shaped body, chosen from the path."""
         return cls(status=status, headers=headers, error_detail=ErrorDetail(message, type, code))
+
+    @classmethod
+    def raw(
+        cls,
+        *pieces: bytes,
+        status: int = 200,
+        content_type: str = "text/event-stream",
+        headers: Mapping[str, str] = _NO_HEADERS,
+        framing: Literal["chunked", "close"] = "chunked",
+    ) -> Reply:
+        """Exactly these body bytes, one write per piece, as the answer to a streamed
+        request (no end of stream added): for malformed and hostile output."""
+        return cls(
+            tuple(Raw(p) for p in pieces),
+            status=status,
+            headers={"content-type": content_type, **headers},
+            auto_end=False,
+            framing=framing,
+        )
 
     @classmethod
     def empty(cls, finish: str = "stop", usage: Usage | None = _NO_USAGE) -> Reply:

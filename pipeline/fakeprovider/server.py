@@ -26,6 +26,7 @@ from pipeline.fakeprovider.script import (
     Reply,
     Stall,
     Step,
+    Wire,
 )
 
 _T = TypeVar("_T")
@@ -354,7 +355,10 @@ class FakeProvider:
         )
         streamed = body.get("stream") is True and reply.body is None and not reply.error_detail
         headers = {"content-type": "text/event-stream" if streamed else "application/json"}
-        headers |= {"cache-control": "no-cache", "transfer-encoding": "chunked"} if streamed else {}
+        chunked = reply.framing == "chunked"
+        keep = keep and chunked  # without a length or chunks, only the close ends the body
+        headers |= {"cache-control": "no-cache"} if streamed else {}
+        headers |= {"transfer-encoding": "chunked"} if streamed and chunked else {}
         headers |= extra | ({} if keep else {"connection": "close"})
         if not streamed:
             for step in reply.steps:  # only the timing/fault steps apply
@@ -376,8 +380,10 @@ class FakeProvider:
             )
         await conn.write(_head(reply.status, headers))
         steps = reply.steps
-        auto_end = not any(isinstance(s, Done | Drop) for s in steps) and (
-            not steps or steps[-1] != Stall(None)
+        auto_end = (
+            reply.auto_end
+            and not any(isinstance(s, Done | Drop) for s in steps)
+            and (not steps or steps[-1] != Stall(None))
         )
         todo: tuple[Step | None, ...] = (*steps, None) if auto_end else steps
         for item in todo:
@@ -388,6 +394,8 @@ class FakeProvider:
                     return False
             elif isinstance(item, Drop):
                 return self._drop(conn)
+            elif isinstance(item, Wire):
+                await conn.write(item.data)
             else:  # None: the automatic end of stream
                 chunks = (
                     enc.end()
@@ -395,8 +403,8 @@ class FakeProvider:
                     else ([item.data] if isinstance(item, Raw) else enc.events(item))
                 )
                 for chunk in filter(None, chunks):  # an empty chunk would end the body
-                    await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        return await self._finish(conn, keep, b"0\r\n\r\n")
+                    await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+        return await self._finish(conn, keep, b"0\r\n\r\n" if chunked else b"")
 
     async def _finish(self, conn: _Conn, keep: bool, data: bytes) -> bool:
         if not keep:  # record before the client can react to the final bytes

@@ -9,8 +9,8 @@ import pytest
 
 from pipeline import Pipeline, Request
 from pipeline.policy import RetryPolicy
-from pipeline.testing import FakeClock, FakeProvider
-from stages.dispatch import close_clients
+from pipeline.testing import FakeClock, FakeProvider, Reply
+from stages.dispatch import close_clients, import_litellm
 
 
 @pytest.fixture(autouse=True)
@@ -67,3 +67,12 @@ def fields_for(fake: FakeProvider, **fields: Any) -> dict[str, Any]:
 def request_to(fake: FakeProvider):  # type: ignore[no-untyped-def]
     """``request_to(**fields)``: a Request aimed at the fake provider."""
     return lambda **fields: Request(**fields_for(fake, **fields))
+
+
+async def warm_up(fake: FakeProvider) -> None:
+    """litellm's first call in a process sets itself up for seconds, on the event
+    loop; a test that times calls makes that call first, untimed."""
+    await import_litellm()
+    fake.script(Reply.text("warm"))
+    await Pipeline.default().acomplete(fields_for(fake, api_key="sk-warm-up-key"))
+    fake.reset()

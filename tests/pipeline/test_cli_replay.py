@@ -63,8 +63,8 @@ def test_a_dump_decodes_to_the_request_and_chunks_it_recorded(tmp_path: Path) ->
             "the recorded request or chunks do not decode",
         ),
         (
-            b'{"format": "llmpipe.failed-request/1", "request": {"model": "m", "messages": []},'
-            b' "chunks": {}}',
+            b'{"format": "llmpipe.failed-request/1", "request": {"model": "m",'
+            b' "messages": [{"role": "user", "content": "x"}]}, "chunks": {}}',
             "expected a JSON list of chunks",
         ),
     ],

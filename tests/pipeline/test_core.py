@@ -111,7 +111,7 @@ async def test_scripted_dispatch_runs_the_rest_of_the_default_pipeline() -> None
 
 async def test_a_stream_is_consumed_once() -> None:
     p = Pipeline.default().replace("dispatch", testing.scripted([testing.text_chunks("x")]))
-    s = p.stream({"model": "openai/m", "messages": []})
+    s = p.stream({"model": "openai/m", "messages": [{"role": "user", "content": "hi"}]})
     async with s as events:
         assert [type(e) async for e in events][0] is TextDelta  # noqa: RUF015
     with pytest.raises(PipelineMisuse, match="already consumed"):
@@ -122,7 +122,7 @@ async def test_a_stream_is_consumed_once() -> None:
 async def test_pipeline_without_dispatch_passes_the_request_through() -> None:
     p = CorePipeline([marker("only")])
     got: list[Event] = []
-    async with p.stream({"model": "m", "messages": []}) as events:
+    async with p.stream({"model": "m", "messages": [{"role": "user", "content": "hi"}]}) as events:
         got = [e async for e in events]
     assert [type(e).__name__ for e in got] == ["Request"]
 
@@ -130,11 +130,11 @@ async def test_pipeline_without_dispatch_passes_the_request_through() -> None:
 async def test_scripted_raises_when_out_of_scripts() -> None:
     p = Pipeline.default().replace("dispatch", testing.scripted([]))
     with pytest.raises(PipelineMisuse, match="attempt 1 has none"):
-        await p.acomplete({"model": "m", "messages": []})
+        await p.acomplete({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
 
 
 async def test_an_exception_in_a_script_is_raised() -> None:
     boom = ConnectionError("reset")
     p = Pipeline.default().replace("dispatch", testing.scripted([[Chunk(text="a"), boom]]))
     with pytest.raises(ConnectionError):
-        await p.acomplete({"model": "m", "messages": []})
+        await p.acomplete({"model": "m", "messages": [{"role": "user", "content": "hi"}]})

@@ -72,7 +72,7 @@ def test_events_are_frozen(event: events.Event) -> None:
 
 
 def test_encoding_a_request_leaves_the_key_out() -> None:
-    r = Request(model="m", messages=[], api_key="sk-secret")
+    r = Request(model="m", messages=[{"role": "user", "content": "hi"}], api_key="sk-secret")
     data = events.encode(r)
     assert b"sk-secret" not in data
     assert events.decode(data) == msgspec.structs.replace(r, api_key=None)
@@ -80,4 +80,6 @@ def test_encoding_a_request_leaves_the_key_out() -> None:
 
 def test_decoding_validates_requests() -> None:
     with pytest.raises(Exception, match="max_tokens"):
-        events.decode(b'{"type":"request","model":"m","messages":[],"max_tokens":0}')
+        events.decode(
+            b'{"type":"request","model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}'
+        )

@@ -24,6 +24,7 @@ from pipeline.fakeprovider import (
     Text,
     ToolDelta,
     Usage,
+    Wire,
 )
 
 CHAT = "/chat/completions"
@@ -472,3 +473,36 @@ async def test_stop_aborts_a_stalled_stream_cleanly(caplog: pytest.LogCaptureFix
     assert got == [""]  # only the blank line ending the first event
     assert [(c.closed_by, c.requests) for c in fake.connections] == [("server", 1)]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def raw_exchange(fake: FakeProvider, body: bytes = b'{"stream": true}') -> bytes:
+    """One request over a bare socket; every byte of the answer until the server closes."""
+    reader, writer = await asyncio.open_connection(fake.host, int(fake.root_url.rsplit(":", 1)[1]))
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    data = await reader.read()
+    writer.close()
+    return data
+
+
+async def test_raw_replies_send_exactly_their_bytes(fake: FakeProvider) -> None:
+    fake.script(Reply.raw(b"<html>", b"hi</html>", content_type="text/html"))
+    head, _, body = (await raw_exchange(fake)).partition(b"\r\n\r\n")
+    assert b"content-type: text/html" in head and b"transfer-encoding: chunked" in head
+    assert body == b"6\r\n<html>\r\n9\r\nhi</html>\r\n0\r\n\r\n"  # no [DONE] added
+
+
+async def test_close_framing_ends_the_body_by_closing(fake: FakeProvider) -> None:
+    fake.script(Reply.raw(b"data: 1\n\n", b"data: 2\n\n", framing="close"))
+    head, _, body = (await raw_exchange(fake)).partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head and b"connection: close" in head
+    assert body == b"data: 1\n\ndata: 2\n\n"
+    assert fake.connections[0].closed_by == "server"
+
+
+async def test_wire_bytes_break_the_chunked_framing(fake: FakeProvider) -> None:
+    fake.script(Reply((Raw(b"data: 1\n\n"), Wire(b"garbage\r\n")), auto_end=False))
+    _, _, body = (await raw_exchange(fake)).partition(b"\r\n\r\n")
+    assert body == b"9\r\ndata: 1\n\n\r\ngarbage\r\n0\r\n\r\n"

@@ -84,3 +84,12 @@ def test_policy_rejects_nonsense() -> None:
 def test_budgets_per_cause() -> None:
     p = RetryPolicy()
     assert (p.budget("rate_limited"), p.budget("transient"), p.budget("empty")) == (10, 3, 3)
+
+
+def test_the_default_policy_bounds_every_wait_for_the_provider() -> None:
+    """No provider output can hang a call with the defaults (None turns a limit off)."""
+    policy = RetryPolicy()
+    assert policy.first_chunk_timeout_s == 300.0
+    assert policy.idle_timeout_s == 120.0
+    off = RetryPolicy(first_chunk_timeout_s=None, idle_timeout_s=None)
+    assert off.first_chunk_timeout_s is None and off.idle_timeout_s is None

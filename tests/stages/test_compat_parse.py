@@ -131,3 +131,21 @@ def test_too_many_positional_arguments_is_not_a_call() -> None:
 def test_extract_json_object() -> None:
     assert extract_json_object('noise {"a": 1} trailing') == {"a": 1}
     assert extract_json_object("no json here") is None
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "[" * 5000 + "]" * 5000,  # JSON nested too deeply
+        "{" * 200_000,  # braces everywhere: each one a place JSON could start
+        '{"a": [' * 20_000,  # and each start parses deep before it fails
+        '{"tool_calls": [{"name": "search", "arguments": "' + "[" * 5000 + '"}]}',
+        "search(" * 300 + ")" * 300,  # a call nested too deeply to parse
+        "search(q=" + "[" * 5000 + "]" * 5000 + ")",
+    ],
+    ids=["deep-json", "braces", "deep-starts", "deep-arguments", "deep-call", "deep-literal"],
+)
+def test_hostile_text_is_read_as_text_quickly(hostile: str) -> None:
+    tools = [ToolSpec(name="search", parameters={"properties": {"q": {}}})]
+    text, calls = parse_compat_answer(hostile, tools)
+    assert isinstance(text, str) and isinstance(calls, list)

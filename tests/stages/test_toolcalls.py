@@ -2,7 +2,12 @@ import pytest
 
 from pipeline.errors import MalformedToolCall
 from pipeline.events import ToolFragment as F
-from stages.toolcalls import ToolCallAssembler, close_truncated_json, parse_arguments
+from stages.toolcalls import (
+    MAX_REPAIR_CHARS,
+    ToolCallAssembler,
+    close_truncated_json,
+    parse_arguments,
+)
 
 
 def assemble(*frags: F) -> list[tuple[str, str, dict[str, object], bool]]:
@@ -124,3 +129,16 @@ def test_one_unparsable_call_means_no_calls_at_all() -> None:
 def test_close_truncated_json_handles_escapes_and_nesting() -> None:
     assert close_truncated_json('{"a": ["x", {"b": "q\\') == '{"a": ["x", {"b": "q"}]}'
     assert close_truncated_json('{"a": [1, 2],') == '{"a": [1, 2]}'
+
+
+def test_arguments_nested_thousands_deep_are_malformed_not_a_recursion_error() -> None:
+    deep = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+    for raw in (deep, deep[:-1]):  # whole, and truncated (repair is attempted)
+        with pytest.raises(MalformedToolCall, match="nested too deeply"):
+            parse_arguments(raw, tool_name="t")
+
+
+def test_huge_truncated_arguments_are_not_repaired_at_quadratic_cost() -> None:
+    raw = '{"a": "' + "x" * (MAX_REPAIR_CHARS + 10)  # truncated: no closing quote or brace
+    with pytest.raises(MalformedToolCall):
+        parse_arguments(raw, tool_name="t")
