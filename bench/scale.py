@@ -2,11 +2,11 @@
 
 1. The same batch against the loopback fake provider (instant answers; in a
    process of its own, so it takes no CPU from the callers' processes), run
-   by the local engine and by the Ray engine (a local cluster, 2 workers):
-   one call at a time, the wall time per call less the time the call spent
+   by the local engine and by the Ray engine (a local cluster): one call at
+   a time (one worker), the wall time per call less the time the call spent
    in the pipeline (``elapsed_s``, measured where it ran) is what each engine
    adds around a call; for Ray that is driver -> actor -> driver. At
-   ``--concurrency`` calls at once, the throughput of each.
+   ``--concurrency`` calls at once (Ray: 2 workers), the throughput of each.
 2. Entering and leaving one endpoint's gate (``slot``): the in-process gate,
    the Redis gate (one Lua script, one loopback round trip), and the Redis
    gate with a token bucket; microseconds per acquire.
@@ -129,7 +129,7 @@ async def engines(calls: int, concurrency: int) -> None:
 
         await asyncio.to_thread(ray.init, address="local", include_dashboard=False)
         try:  # one cluster, two pools (the engines join it, and leave it running)
-            seq_ray = await ray_run(RayEngine(WorkerSpec(), workers=2, concurrency=1), fake, calls)
+            seq_ray = await ray_run(RayEngine(WorkerSpec(), workers=1, concurrency=1), fake, calls)
             par_ray = await ray_run(
                 RayEngine(WorkerSpec(), workers=2, concurrency=concurrency), fake, calls
             )
@@ -137,7 +137,7 @@ async def engines(calls: int, concurrency: int) -> None:
             ray.shutdown()
 
     ms = 1000 / calls
-    print(f"engines: {calls} calls to the fake provider (instant answers), 2 Ray workers")
+    print(f"engines: {calls} calls to the fake provider (instant answers)")
     for name, (wall, inside) in (("local", seq_local), ("ray", seq_ray)):
         print(
             f"  one at a time, {name:5}  {wall * ms:6.2f} ms/call, of which in the pipeline"
@@ -147,7 +147,7 @@ async def engines(calls: int, concurrency: int) -> None:
     print(f"  Ray's cost per call over the local engine: {added * ms:5.2f} ms")
     print(
         f"  {concurrency} at once: local {calls / par_local[0]:4.0f} calls/s,"
-        f" ray {calls / par_ray[0]:4.0f} calls/s"
+        f" ray (2 workers) {calls / par_ray[0]:4.0f} calls/s"
     )
 
 

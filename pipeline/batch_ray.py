@@ -8,7 +8,8 @@ turns the items to do into outcomes (``RayEngine`` is a
 
 - a pool of ``workers`` async actors, each with one ``Pipeline`` built and
   warmed once (litellm imported), running many calls at once on its own
-  event loop (at most ``concurrency / workers`` each); every call runs
+  event loop (``concurrency`` in flight in all, at most ``concurrency /
+  workers`` on one actor); every call runs
   through ``pipeline.batch.call_one``, so a failure comes back as that id's
   row, never as an exception;
 - Ray's own retries are off (``max_restarts=0``, ``max_task_retries=0``): the
@@ -162,6 +163,7 @@ class RayEngine:
             raise InvalidRequest("--engine", "ray is not installed: pip install 'llmpipe[ray]'")
         self.spec = spec
         self.workers = workers
+        self.concurrency = concurrency
         self.per_worker = max(1, math.ceil(concurrency / workers))
         self.address = address
         self.cpus_per_worker = cpus_per_worker
@@ -247,7 +249,7 @@ class RayEngine:
         lost = 0
         try:
             while queue or running:
-                while queue:
+                while queue and len(running) < self.concurrency:
                     free = [i for i, n in enumerate(load) if alive[i] and n < self.per_worker]
                     if not free:
                         break

@@ -559,7 +559,11 @@ async def _batch(args: argparse.Namespace, err: TextIO) -> int:
     from stages.dispatch import import_litellm
 
     if args.engine == "local":
-        return await run_batch(config, _pipeline(args), err=err, prepare=import_litellm)
+        pipe = _pipeline(args)
+        try:
+            return await run_batch(config, pipe, err=err, prepare=import_litellm)
+        finally:
+            await pipe.release_loop()  # a Redis gate's client (LLMPIPE_GATE_URL), for one
     from pipeline.batch_ray import RayEngine, WorkerSpec
 
     spec = WorkerSpec(policy=_policy(args.retries), trace=args.trace)

@@ -37,6 +37,9 @@ log = logging.getLogger("llmpipe.gate")
 
 #: seconds without Redis after a failure, before it is tried again
 RETRY_AFTER_S = 5.0
+#: a block ending less than this after the time waited for is the same block (the
+#: scripts round times to microseconds)
+_SAME = 0.001
 
 #: KEYS: blocked, bucket. ARGV: interval (s; 0: no bucket), burst, reserve (1: take a turn).
 #: Returns {seconds to wait, blocked until, now} (server time), as strings: Redis would
@@ -161,7 +164,7 @@ class RedisGate:
             await sleep(wait)
             check = await self._store.run("acquire", self._keys, [0, 0, 0])
             later = 0.0 if check is None else check[1] - (now + wait)
-            if later <= 0:
+            if later < _SAME:
                 break
             await sleep(later)
         await self.local.wait_open(clock, sleep)

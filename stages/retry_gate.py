@@ -62,16 +62,17 @@ class EndpointGate:
             await sleep(remaining)
 
     def reserve(self, now: float) -> float:
-        """Take the bucket's next turn; the seconds to wait for it (GCRA).
+        """Take the bucket's next turn; the seconds to wait for it and any block (GCRA).
 
         Turns start no earlier than the end of a block, so when a block
         ends, ``burst`` calls go at once and the rest follow at the rate.
         """
         rate = self.rate
+        blocked = self.blocked_until - now
         if rate is None:
-            return 0.0
+            return max(0.0, blocked)
         self._tat = max(self._tat, now, self.blocked_until) + rate.interval
-        return max(0.0, self._tat - rate.burst * rate.interval - now)
+        return max(0.0, self._tat - rate.burst * rate.interval - now, blocked)
 
     async def admit(self, clock: Clock, sleep: Sleep) -> None:
         """Wait for a turn of the bucket and the end of any block (the slot is held).

@@ -8,7 +8,8 @@ every id is in the output exactly once, with the right text, the second run
 asked only for what the first had not written, and every call's span is a
 child of that run's ``batch`` span, in one trace, though it ran in an actor.
 
-Each run starts (and the second stops) its own local cluster on 127.0.0.1:
+Every actor's gate is the same Redis (``LLMPIPE_GATE_URL``). Each run starts
+(and the second stops) its own local cluster on 127.0.0.1:
 tens of seconds on 2 cores, so this is marked ``ray`` and ``slow``.
 """
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from pipeline.testing import FakeProvider, Finish, RecordedRequest, Reply, Stall, Text, Usage
 from tests.telemetry.receivers import HttpReceiver
@@ -114,8 +116,18 @@ def ray_tmp() -> Iterator[str]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def scripts_run(url: str) -> int:
+    """How many Lua scripts the Redis server has run (every gate acquire is one)."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
 def test_a_ray_batch_survives_a_dead_actor_and_a_killed_driver(
-    fake: FakeProvider, tmp_path: Path, ray_tmp: str
+    fake: FakeProvider, tmp_path: Path, ray_tmp: str, redis_url: str
 ) -> None:
     ids = [f"r-{i}" for i in range(N)]
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
@@ -125,7 +137,9 @@ def test_a_ray_batch_survives_a_dead_actor_and_a_killed_driver(
         "OPENAI_API_KEY": "sk-test-not-real",
         "PYTHONPATH": str(ROOT),
         "RAY_TMPDIR": ray_tmp,
+        "LLMPIPE_GATE_URL": redis_url,  # every actor shares one gate
     }
+    scripts_before = scripts_run(redis_url)
     command = [
         sys.executable, "-m", "pipeline.cli", "batch", str(inp), "-o", str(out),
         "--model", "openai/fake", "--api-base", fake.base_url,
@@ -184,3 +198,6 @@ def test_a_ray_batch_survives_a_dead_actor_and_a_killed_driver(
     assert {s.span.trace_id for s in calls} == {batch.span.trace_id}
     assert {s.parent_id for s in calls} == {batch.span_id}
     assert batch.attributes["llmpipe.batch.ids"] == left
+    # every call of every actor went through the gate in Redis, which was never missed
+    assert scripts_run(redis_url) - scripts_before >= N
+    assert "cannot be used" not in first_err + second_err

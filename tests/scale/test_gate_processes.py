@@ -10,7 +10,9 @@ received each request (one clock for all):
   the machine's monotonic clock, which the fake provider uses too), no
   process sends anything until the block ends, and each process's first
   request after it comes within a short tolerance of that same instant;
-- in any one-second window there are at most rate + burst requests.
+- in any one-second window at most rate + burst requests leave the gates
+  (noted by a stage just before dispatch) and, give or take what a busy
+  machine bunches on the way, reach the provider.
 """
 
 from __future__ import annotations
@@ -38,8 +40,15 @@ LIMITED_AT = 120  # the index of the request that gets the 429
 IN_FLIGHT = 0.5
 #: requests let through just before the pause reach the stage before dispatch within this
 ADMITTED = 0.1
+#: requests a busy machine may bunch on the way from the gate to the provider
+TRANSIT = int(RATE * 0.1)
 #: how late after the block's end each process may send its first request
 RESUME_TOLERANCE = 0.5
+
+
+def busiest(times: list[float]) -> int:
+    """The most requests in any one-second window."""
+    return max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
 
 
 def prompt(req: RecordedRequest) -> str:
@@ -134,11 +143,12 @@ def test_four_processes_pause_together_and_never_exceed_the_bucket(
         assert after, f"process {k} sent nothing after the block"
         assert min(after) - ends < RESUME_TOLERANCE, (k, min(after) - ends)
 
-    # The bucket: at most rate + burst requests in any one-second window, as they left
-    # the gates and as the provider received them.
+    # The bucket: at most rate + burst requests in any one-second window as they left
+    # the gates; at the provider too, give or take the requests that a busy machine
+    # delays on their way (TRANSIT: 0.1 s worth). Four buckets of their own would let
+    # through 4 x 40 a second.
     received = sorted(r.received_at for r in requests)
-    for what, times in (("sent", sent), ("received", received)):
-        busiest = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
-        assert busiest <= RATE + BURST, (what, busiest)
+    assert busiest(sent) <= RATE + BURST
+    assert busiest(received) <= RATE + BURST + TRANSIT
     # ... and it did hold them back: unthrottled, these calls take a fraction of this.
     assert sent[-1] - sent[0] >= (len(sent) - BURST) / RATE * 0.9 + RETRY_AFTER * 0.9

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,10 +19,21 @@ from pipeline import Pipeline
 from pipeline.errors import RateLimited
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request
+from pipeline.stage import SharedState
 from pipeline.testing import FakeClock, scripted, text_chunks
 from stages.gates import select_gate
 from tests.helpers import make_ctx
 from tests.scale.servers import free_port
+
+
+@pytest.fixture
+async def shared() -> AsyncIterator[list[SharedState]]:
+    """Shared states whose per-loop Redis clients are closed after the test, pass or fail."""
+    states: list[SharedState] = []
+    yield states
+    for state in states:
+        for release in state.loop_releases():
+            await release()
 
 
 def endpoint() -> str:
@@ -41,22 +53,21 @@ def pipe(scripts: list[list[object]], clock: FakeClock, **policy: object) -> Pip
     ).replace("dispatch", scripted(scripts))  # type: ignore[arg-type]
 
 
-async def test_a_429_in_one_process_makes_another_wait_on_its_own_clock(redis_url: str) -> None:
+async def test_a_429_in_one_process_makes_another_wait_on_its_own_clock(
+    redis_url: str, shared: list[SharedState]
+) -> None:
     base = endpoint()
     limited = RateLimited("slow down", status_code=429, headers={"retry-after": "1.5"})
     a_clock, b_clock = FakeClock(), FakeClock(start=1_000_000.0)  # clocks that disagree
     a = pipe([[limited], text_chunks("a")], a_clock, gate=redis_url)
     b = pipe([text_chunks("b")], b_clock, gate=redis_url)
-    try:
-        assert (await a.acomplete(request(base))).text == "a"
-        assert a_clock.sleeps[0] == 1.5  # its own retry wait
-        assert (await b.acomplete(request(base))).text == "b"
-        # b never saw the 429: Redis told it to wait (1.5 s less the few ms since)
-        assert len(b_clock.sleeps) == 1
-        assert 1.2 < b_clock.sleeps[0] <= 1.5
-    finally:
-        await a.release_loop()
-        await b.release_loop()
+    shared += [a.context(request(base)).shared, b.context(request(base)).shared]
+    assert (await a.acomplete(request(base))).text == "a"
+    assert a_clock.sleeps[0] == 1.5  # its own retry wait
+    assert (await b.acomplete(request(base))).text == "b"
+    # b never saw the 429: Redis told it to wait (1.5 s less the few ms since)
+    assert len(b_clock.sleeps) == 1
+    assert 1.2 < b_clock.sleeps[0] <= 1.5
 
 
 async def test_without_the_shared_gate_the_other_process_does_not_wait(redis_url: str) -> None:
@@ -71,29 +82,31 @@ async def test_without_the_shared_gate_the_other_process_does_not_wait(redis_url
     assert b_clock.sleeps == []
 
 
-async def test_a_shorter_retry_after_never_shortens_a_longer_block(redis_url: str) -> None:
+async def test_a_shorter_retry_after_never_shortens_a_longer_block(
+    redis_url: str, shared: list[SharedState]
+) -> None:
     base = endpoint()
     clock = FakeClock()
     ctx = make_ctx(request(base), policy=RetryPolicy(gate=redis_url))
+    other_ctx = make_ctx(request(base), policy=RetryPolicy(gate=redis_url))
+    shared += [ctx.shared, other_ctx.shared]
     gate = select_gate(ctx, request(base))
     await gate.pause(2.0, clock.time)
     await gate.pause(0.5, clock.time)
     other = FakeClock()  # another process: only Redis knows about the block
-    other_ctx = make_ctx(request(base), policy=RetryPolicy(gate=redis_url))
     async with select_gate(other_ctx, request(base)).slot(other.time, other.sleep):
         pass
     assert len(other.sleeps) == 1 and 1.8 < other.sleeps[0] <= 2.0
-    await ctx.shared.loop_releases()[0]()
-    await other_ctx.shared.loop_releases()[0]()
 
 
 async def test_the_bucket_lets_a_burst_through_then_spaces_calls_at_the_rate(
-    redis_url: str,
+    redis_url: str, shared: list[SharedState]
 ) -> None:
     base = endpoint()
     policy = RetryPolicy(gate=redis_url, rate_per_s=10, burst=3)
     clocks = [FakeClock() for _ in range(6)]
     contexts = [make_ctx(request(base), policy=policy) for _ in clocks]  # 6 "processes"
+    shared += [ctx.shared for ctx in contexts]
     for ctx, clock in zip(contexts, clocks, strict=True):
         async with select_gate(ctx, request(base)).slot(clock.time, clock.sleep):
             pass
@@ -101,8 +114,6 @@ async def test_the_bucket_lets_a_burst_through_then_spaces_calls_at_the_rate(
     assert waits[:3] == [0, 0, 0]
     # turns 4, 5, 6 are 0.1 s apart (less the real ms between the calls)
     assert waits[3:] == pytest.approx([0.1, 0.2, 0.3], abs=0.05)
-    for ctx in contexts:
-        await ctx.shared.loop_releases()[0]()
 
 
 async def test_the_in_process_bucket_follows_the_same_rule() -> None:
@@ -114,7 +125,7 @@ async def test_the_in_process_bucket_follows_the_same_rule() -> None:
 
 
 async def test_unreachable_redis_costs_one_warning_and_no_call(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, shared: list[SharedState]
 ) -> None:
     dead = f"redis://:secret-password@127.0.0.1:{free_port()}/0"  # nothing listens there
     base = endpoint()
@@ -123,6 +134,7 @@ async def test_unreachable_redis_costs_one_warning_and_no_call(
     p = pipe(
         [[limited], *(text_chunks(str(i)) for i in range(5))], clock, gate=dead, max_in_flight=2
     )
+    shared.append(p.context(request(base)).shared)
     with caplog.at_level(logging.WARNING, logger="llmpipe.gate"):
         texts = [(await p.acomplete(request(base))).text for _ in range(5)]
     assert texts == ["0", "1", "2", "3", "4"]
@@ -131,7 +143,6 @@ async def test_unreachable_redis_costs_one_warning_and_no_call(
     assert "in-process gate" in warnings[0].getMessage()
     assert "127.0.0.1" in warnings[0].getMessage()
     assert "secret-password" not in caplog.text
-    await p.release_loop()
 
 
 def test_the_policy_refuses_a_gate_it_cannot_use() -> None:
