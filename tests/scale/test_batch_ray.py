@@ -94,6 +94,29 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def listening(pids: list[int]) -> set[str]:
+    """The addresses (hex, as /proc/net/tcp* has them) these processes listen on."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in (Path("/proc") / str(pid) / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                found.add(fields[1].rsplit(":", 1)[0])
+    return found
+
+
+#: 127.0.0.1 in /proc/net/tcp, and as an IPv4-mapped IPv6 address in tcp6
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F"}
+
+
 def cmdline(pid: int) -> str:
     try:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -152,8 +175,12 @@ def test_a_ray_batch_survives_a_dead_actor_and_a_killed_driver(
     )  # fmt: skip
     try:
         wait_until(lambda: len(results(out)) >= 30, 240, "30 results")
-        workers = [p for p in descendants(first.pid) if "ray::Worker" in cmdline(p)]
-        assert len(workers) == 2, [cmdline(p) for p in descendants(first.pid)]
+        ray_processes = descendants(first.pid)
+        workers = [p for p in ray_processes if "ray::Worker" in cmdline(p)]
+        assert len(workers) == 2, [cmdline(p) for p in ray_processes]
+        # the local cluster listens on loopback only
+        addresses = listening([first.pid, *ray_processes])
+        assert addresses and addresses <= LOOPBACK, addresses
         os.kill(workers[0], signal.SIGKILL)  # an actor dies with calls in flight
         wait_until(lambda: len(results(out)) >= 80, 240, "80 results")
         first.send_signal(signal.SIGKILL)
