@@ -9,7 +9,9 @@
   the file is compacted to one line per id at the end of the run).
 - Requests run ``concurrency`` at a time (aiostream ``map`` with a task
   limit) through one shared pipeline, so its retry policy and per-endpoint
-  gate apply across the whole batch.
+  gate apply across the whole batch. Another ``Engine`` (``pipeline.batch_ray``:
+  a pool of Ray actors) may run the calls instead; this process still
+  validates, resumes and writes every line.
 - SIGINT / SIGTERM stop launching, cancel the calls in flight (they are not
   written, so the next run redoes them), flush, and exit 130 / 143. A second
   signal exits at once. SIGKILL is safe by construction: every line is whole.
@@ -29,10 +31,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Protocol, TextIO
 
 import msgspec
 from aiostream import Stream, stream
@@ -51,7 +54,7 @@ from pipeline.errors import (
 from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
 from pipeline.progress import Progress
 
-__all__ = ["BatchConfig", "Outcome", "plan", "run_batch"]
+__all__ = ["BatchConfig", "Engine", "EngineError", "Outcome", "call_one", "plan", "run_batch"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +122,27 @@ class Outcome:
         }
 
 
+class Engine(Protocol):
+    """Where the calls of a batch run; the default runs them in this event loop.
+
+    ``outcomes`` runs every item and yields each ``Outcome`` as it finishes
+    (in any order), calling ``on_retry`` once per retry. Leaving the context
+    stops the calls still running. An item the engine could not run is not
+    yielded (so it is not written, and the next run does it); it then
+    raises ``EngineError`` after the others.
+    """
+
+    def describe(self) -> str: ...
+
+    def outcomes(
+        self, items: list[Item], *, on_retry: Callable[[], None]
+    ) -> AbstractAsyncContextManager[AsyncIterator[Outcome]]: ...
+
+
+class EngineError(Exception):
+    """The engine lost calls (its workers died): they were not written."""
+
+
 def plan(items: list[Item], loaded: Loaded, *, retry_failed: bool) -> tuple[list[Item], int, int]:
     """``(to run, already done, failed earlier and skipped)``."""
     todo: list[Item] = []
@@ -142,12 +166,14 @@ async def run_batch(
     clock: Callable[[], float] = time.monotonic,
     tty: bool | None = None,
     prepare: Callable[[], Awaitable[object]] | None = None,
+    engine: Engine | None = None,
 ) -> int:
     """Run a batch; the exit status (``pipeline.cli_exits.EXIT_CODES``).
 
     ``prepare`` runs once there is something to do, before the first call
     (the CLI imports litellm there, so the progress display starts with
-    the calls, not seconds before them).
+    the calls, not seconds before them). ``engine`` runs the calls
+    (default: here, ``concurrency`` at a time).
     """
     try:
         data = _read_input(config.input, stdin)
@@ -185,11 +211,12 @@ async def run_batch(
             say(
                 err,
                 f"llmpipe: {n} request{'s' if n != 1 else ''} to run,"
-                f" {config.concurrency} at a time",
+                f" {config.concurrency} at a time"
+                + (f" on {engine.describe()}" if engine is not None else ""),
             )
             if prepare is not None:
                 await prepare()
-        run = _Run(config, pipe, journal, todo, err=err, clock=clock, tty=tty)
+        run = _Run(config, pipe, journal, todo, err=err, clock=clock, tty=tty, engine=engine)
         try:
             await run.execute()
         finally:
@@ -237,8 +264,10 @@ class _Run:
         err: TextIO,
         clock: Callable[[], float],
         tty: bool | None,
+        engine: Engine | None = None,
     ) -> None:
         self.config = config
+        self.engine = engine
         self.breaker = Breaker(self._on_unreachable)
         try:  # right after dispatch, inside retry: it sees every attempt
             self.pipe = pipe.insert_after("dispatch", self.breaker.stage())
@@ -260,6 +289,7 @@ class _Run:
         self.auth_failure: Outcome | None = None
         self.unreachable = 0  # lines that could not connect, not written
         self.write_error: OSError | None = None
+        self.engine_error: EngineError | None = None
         self.ok = 0
         self.failed = 0
         self.notes = 0
@@ -313,14 +343,25 @@ class _Run:
             await asyncio.sleep(every)
             self.progress.update()
 
-    async def _consume(self) -> None:
+    def _outcomes(self) -> AbstractAsyncContextManager[AsyncIterator[Outcome]]:
+        if self.engine is not None:
+            return self.engine.outcomes(self.todo, on_retry=self.progress.retried)
         outcomes: Stream[Outcome] = stream.map(
             stream.iterate(self.todo),
             self._call,  # type: ignore[arg-type]  # aiostream's protocol wants *args
             ordered=False,
             task_limit=self.config.concurrency,
         )
-        async with outcomes.stream() as finished:
+        return outcomes.stream()
+
+    async def _consume(self) -> None:
+        try:
+            await self._write_all()
+        except EngineError as exc:  # what was written stays; the next run does the rest
+            self.engine_error = exc
+
+    async def _write_all(self) -> None:
+        async with self._outcomes() as finished:
             async for outcome in finished:
                 if isinstance(outcome.error, AuthenticationFailed):
                     self.auth_failure = outcome
@@ -367,33 +408,48 @@ class _Run:
             )
 
     async def _call(self, item: Item) -> Outcome:
-        """One request to the end; failures become the outcome, never an exception."""
-        out = Outcome(item)
-        text: list[str] = []
-        reasoning: list[str] = []
-        started = self.clock()
-        try:
-            async with self.pipe.stream(item.request) as events:
-                async for ev in events:
-                    kind = type(ev)
-                    if kind is TextDelta:
-                        text.append(ev.text)  # type: ignore[union-attr]
-                    elif kind is ReasoningDelta:
-                        reasoning.append(ev.text)  # type: ignore[union-attr]
-                    elif kind is ToolCall:
-                        out.tool_calls.append(ev)  # type: ignore[arg-type]
-                    elif kind is Retrying:
-                        out.retries += 1
-                        self.progress.retried()
-                    elif kind is Finish:
-                        out.finish = ev  # type: ignore[assignment]
-        except Exception as exc:  # one line's failure is that line's result
-            out.error = exc
-        if out.error is None and out.finish is None:
-            out.error = _NoFinish("the stream ended without a finish")
-        out.text, out.reasoning = "".join(text), "".join(reasoning)
-        out.elapsed_s = self.clock() - started
-        return out
+        return await call_one(self.pipe, item, clock=self.clock, on_retry=self.progress.retried)
+
+
+async def call_one(
+    pipe: Pipeline,
+    item: Item,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    on_retry: Callable[[], None] | None = None,
+) -> Outcome:
+    """One request to the end; failures become the outcome, never an exception.
+
+    What every engine runs per item (the Ray workers too), so a line means the
+    same whichever engine wrote it.
+    """
+    out = Outcome(item)
+    text: list[str] = []
+    reasoning: list[str] = []
+    started = clock()
+    try:
+        async with pipe.stream(item.request) as events:
+            async for ev in events:
+                kind = type(ev)
+                if kind is TextDelta:
+                    text.append(ev.text)  # type: ignore[union-attr]
+                elif kind is ReasoningDelta:
+                    reasoning.append(ev.text)  # type: ignore[union-attr]
+                elif kind is ToolCall:
+                    out.tool_calls.append(ev)  # type: ignore[arg-type]
+                elif kind is Retrying:
+                    out.retries += 1
+                    if on_retry is not None:
+                        on_retry()
+                elif kind is Finish:
+                    out.finish = ev  # type: ignore[assignment]
+    except Exception as exc:  # one line's failure is that line's result
+        out.error = exc
+    if out.error is None and out.finish is None:
+        out.error = _NoFinish("the stream ended without a finish")
+    out.text, out.reasoning = "".join(text), "".join(reasoning)
+    out.elapsed_s = clock() - started
+    return out
 
 
 class _NoFinish(Exception):

@@ -93,6 +93,9 @@ def finish(
     if run.write_error is not None:
         say(err, f"llmpipe: error: cannot write {config.output}: {run.write_error}")
         return EXIT_CODES["batch_incomplete"]
+    if run.engine_error is not None:
+        say(err, f"llmpipe: error: {run.engine_error}; run the same command to resume")
+        return EXIT_CODES["batch_incomplete"]
     if run.unreachable:
         say(
             err,

@@ -281,7 +281,27 @@ async def _batch(args: argparse.Namespace, err: TextIO) -> int:
         progress=not args.quiet,
         progress_interval_s=args.progress_every,
     )
-    return await run_batch(config, _pipeline(args), err=err, prepare=lambda: _load_provider(err))
+    if args.engine == "local":
+        pipe = _pipeline(args)
+        try:
+            return await run_batch(config, pipe, err=err, prepare=lambda: _load_provider(err))
+        finally:
+            await pipe.release_loop()  # a Redis gate's client (LLMPIPE_GATE_URL), for one
+    from pipeline.batch_ray import RayEngine, WorkerSpec
+
+    spec = WorkerSpec(policy=_policy(args.retries), trace=args.trace)
+    engine = RayEngine(
+        spec,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        address=args.ray_address,
+        instrument=args.instrument,
+    )
+    try:
+        pipe = _pipeline(args)  # unused by the Ray engine: each worker builds its own
+        return await run_batch(config, pipe, err=err, prepare=engine.start, engine=engine)
+    finally:
+        await engine.close()
 
 
 # --- replay -----------------------------------------------------------------------------------

@@ -65,6 +65,10 @@ the output holds only whole lines.
 example:
   llmpipe batch prompts.jsonl -o answers.jsonl --model openai/gpt-4o-mini --concurrency 16
   llmpipe batch prompts.jsonl -o answers.jsonl --model openai/gpt-4o-mini --retry-failed
+  llmpipe batch prompts.jsonl -o answers.jsonl -m openai/gpt-4o-mini --engine ray --workers 4 -c 64
+
+LLMPIPE_GATE_URL=redis://host:6379/0 shares each endpoint's 429 waits (and rate) between
+every process and Ray worker that uses the same Redis.
 """
 
 REPLAY_EXAMPLES = """Dumps are written when LLMPIPE_DUMP_DIR (or RetryPolicy.dump_dir) is set:
@@ -155,6 +159,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         metavar="N",
         help="requests in flight at once (default 8)",
+    )
+    batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the calls run: local (this process, the default) or ray (a pool of"
+        " Ray actors; llmpipe[ray]); see README 'Scaling out'",
+    )
+    batch.add_argument(
+        "--workers",
+        type=_whole(minimum=1),
+        default=4,
+        metavar="N",
+        help="--engine ray: actors in the pool (default 4); --concurrency is shared by all",
+    )
+    batch.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="--engine ray: join this Ray cluster (e.g. auto, or head:6379); default: start"
+        " a local one on 127.0.0.1 for this run",
     )
     batch.add_argument(
         "--retry-failed",

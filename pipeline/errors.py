@@ -9,7 +9,7 @@ dispatch boundary and nowhere else, so callers only ever catch
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipeline.secrets import redact
 
@@ -44,7 +44,27 @@ __all__ = [
 
 
 class PipelineError(Exception):
-    """Root of every error llmpipe raises on purpose (misuse aside)."""
+    """Root of every error llmpipe raises on purpose (misuse aside).
+
+    Every one pickles (a batch worker on another process or machine returns
+    it as that id's result): it is rebuilt with its attributes and its
+    ``__cause__`` when that is one of these errors too, without calling
+    ``__init__`` again (whose keyword arguments ``pickle`` would not pass).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        cause = self.__cause__ if isinstance(self.__cause__, PipelineError) else None
+        return (_rebuild, (type(self), self.args, dict(self.__dict__), cause))
+
+
+def _rebuild(
+    cls: type[PipelineError], args: tuple[Any, ...], state: dict[str, Any], cause: Any
+) -> PipelineError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    exc.__cause__ = cause
+    return exc
 
 
 class InvalidRequest(PipelineError, ValueError):

@@ -25,7 +25,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
@@ -58,6 +58,12 @@ class RetryPolicy:
     is not counted (``pipeline.timeouts``), so a busy process does not trip them.
     ``deadline_s``: the whole call, every attempt and wait included.
     ``max_in_flight``: calls to one endpoint running at once (``None``: any).
+    ``rate_per_s`` / ``burst``: a token bucket per endpoint: at most ``burst``
+    calls at once, then ``rate_per_s`` a second (``None``: no bucket; ``burst``
+    defaults to one second's worth).
+    ``gate``: where the per-endpoint gates live: ``"local"`` (this process) or
+    ``"redis://host:port/db"`` (shared by every process using that Redis,
+    ``llmpipe[redis]``); ``None`` reads ``LLMPIPE_GATE_URL``, else local.
     ``dump_dir``: where failed requests are dumped (also ``LLMPIPE_DUMP_DIR``);
     ``None`` and no variable means no dumps.
     """
@@ -73,6 +79,9 @@ class RetryPolicy:
     idle_timeout_s: float | None = IDLE_TIMEOUT_S
     deadline_s: float | None = None
     max_in_flight: int | None = None
+    rate_per_s: float | None = None
+    burst: int | None = None
+    gate: str | None = field(default=None, repr=False)  # a URL may hold a password
     dump_dir: str | Path | None = None
     max_dumps: int = 50
 
@@ -86,6 +95,14 @@ class RetryPolicy:
                 raise ValueError(f"RetryPolicy.{name} must be > 0 or None")
         if self.max_in_flight is not None and self.max_in_flight < 1:
             raise ValueError("RetryPolicy.max_in_flight must be >= 1 or None")
+        if self.rate_per_s is not None and not (0 < self.rate_per_s < math.inf):
+            raise ValueError("RetryPolicy.rate_per_s must be > 0 or None")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError("RetryPolicy.burst must be >= 1 or None")
+        if self.gate is not None and not (
+            self.gate == "local" or self.gate.startswith(("redis://", "rediss://", "unix://"))
+        ):
+            raise ValueError("RetryPolicy.gate must be 'local', a redis:// URL, or None")
 
     def budget(self, cause: str) -> int:
         """How many retries ``cause`` (rate_limited, transient, empty) may use."""

@@ -20,7 +20,8 @@ Rules (``pipeline.policy`` has the numbers):
 - internal errors (``InternalError``, and any exception that is not a
   ``PipelineError``) are bugs: they pass through untouched;
 - waits go through ``ctx.sleep``, and calls to one endpoint share a gate
-  (``stages.retry_gate``): a 429 makes every call to that endpoint wait;
+  (``stages.gates``: in-process, or in Redis across processes): a 429 makes
+  every call to that endpoint wait;
 - an optional deadline bounds the whole call, waits included;
 - rate limits and empty answers are dumped when dumps are on
   (``stages.dumps``).
@@ -48,7 +49,7 @@ from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
 from pipeline.secrets import guard_logger
 from pipeline.stage import Context, Segment, Stage, closing, once
 from stages.dumps import dump_dir, dump_payload, write_dump
-from stages.retry_gate import gate_for
+from stages.gates import select_gate
 
 __all__ = ["Retry", "cause_of", "retry"]
 
@@ -107,7 +108,7 @@ class Retry:
         policy = ctx.policy
         used = {"rate_limited": 0, "transient": 0, "empty": 0}
         deadline = None if policy.deadline_s is None else ctx.clock() + policy.deadline_s
-        gate = gate_for(ctx.shared, req, policy.max_in_flight)
+        gate = select_gate(ctx, req)
         dumps = dump_dir(policy.dump_dir)
         text: list[str] = []
         calls: list[ToolCall] = []
@@ -170,7 +171,7 @@ class Retry:
                         reason="deadline",
                     ) from exc
                 if cause == "rate_limited" or given:
-                    gate.block(ctx.clock() + delay)
+                    await gate.pause(delay, ctx.clock)
                 log.warning(
                     "%s: %s (%s); retrying in %.1fs (retry %d of %d)",
                     req.model,

@@ -99,6 +99,10 @@ class TelemetryInstrument:
         """Outside a call started by ``run`` there is no root span: the stage runs as it is."""
         return st(upstream, ctx)
 
+    def tracer(self) -> Tracer | None:
+        """The tracer calls would use now, or ``None`` when no span could record."""
+        return self._tracer()
+
     def _tracer(self) -> Tracer | None:
         provider = self._tracer_provider or trace.get_tracer_provider()
         if tracing_off(provider):
