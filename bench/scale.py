@@ -28,15 +28,15 @@ import sys
 import tempfile
 import time
 
-from pipeline.batch import Engine, call_one
-from pipeline.batch_io import Defaults, Item, parse_input
-from pipeline.batch_ray import RayEngine, WorkerSpec
-from pipeline.core import Pipeline
+from pipeline.cli.batch.input import Defaults, Item, parse_input
+from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
+from pipeline.cli.batch.runner import Engine, call_one
+from pipeline.pipeline import Pipeline
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
 from pipeline.stage import Context
-from stages.gates import select_gate
+from stages.gate import select_gate
 
 MODEL = "openai/bench"
 
@@ -115,7 +115,7 @@ class Served:
 
 
 async def engines(calls: int, concurrency: int) -> None:
-    from stages.dispatch import close_clients, import_litellm
+    from stages.dispatch.litellm.backend import close_clients, import_litellm
 
     with Served() as fake:
         await import_litellm()

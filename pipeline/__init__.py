@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline import errors, events
-from pipeline.client import EventStream, collect
-from pipeline.core import Pipeline
 from pipeline.events import (
     Chunk,
     Event,
@@ -24,6 +22,8 @@ from pipeline.events import (
     ToolCall,
     ToolFragment,
 )
+from pipeline.eventstream import EventStream, collect
+from pipeline.pipeline import Pipeline
 from pipeline.request import Message, Request, ToolSpec
 from pipeline.response import Response, Usage, tool_result
 from pipeline.stage import Context, Segment, Stage, stage

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.core import Pipeline
+from pipeline.pipeline import Pipeline
 from stages.cache_tag import cache_tag
-from stages.dispatch import litellm_dispatch
+from stages.dispatch.litellm.backend import litellm_dispatch
+from stages.dispatch.litellm.tokens import count_request_tokens
 from stages.empty_check import empty_check
-from stages.litellm_tokens import count_request_tokens
 from stages.normalize import normalize
 from stages.reassemble import reassemble
 from stages.retry import retry

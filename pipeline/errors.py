@@ -133,7 +133,7 @@ class ProviderUnreachable(ProviderUnavailable):
     (``"connection refused"``); the message is ``cannot connect to
     host:port (reason)``. Transient, like every connection failure: a server
     that is restarting answers again soon. A batch stops after a few in a
-    row instead of trying every line (see ``pipeline.batch``).
+    row instead of trying every line (see ``pipeline.cli.batch.runner``).
     """
 
     def __init__(

@@ -20,7 +20,7 @@ Rules (``pipeline.policy`` has the numbers):
 - internal errors (``InternalError``, and any exception that is not a
   ``PipelineError``) are bugs: they pass through untouched;
 - waits go through ``ctx.sleep``, and calls to one endpoint share a gate
-  (``stages.gates``: in-process, or in Redis across processes): a 429 makes
+  (``stages.gate``: in-process, or in Redis across processes): a 429 makes
   every call to that endpoint wait;
 - an optional deadline bounds the whole call, waits included;
 - rate limits and empty answers are dumped when dumps are on
@@ -49,7 +49,7 @@ from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
 from pipeline.secrets import guard_logger
 from pipeline.stage import Context, Segment, Stage, closing, once
 from stages.dumps import dump_dir, dump_payload, write_dump
-from stages.gates import select_gate
+from stages.gate import select_gate
 
 __all__ = ["Retry", "cause_of", "retry"]
 

@@ -35,7 +35,7 @@ import pytest
 from pipeline import Pipeline, Request, cli
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Reply
-from stages.dispatch import close_clients
+from stages.dispatch.litellm.backend import close_clients
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MODEL = "readme-model"

@@ -22,8 +22,8 @@ from pipeline.compat.helpers import (
     tool_to_openai_format,
 )
 from pipeline.compat.translate import EventTranslator, to_llm_response
-from pipeline.core import Pipeline
 from pipeline.errors import InvalidRequest
+from pipeline.pipeline import Pipeline
 from pipeline.profiles import apply_profile, resolve
 from pipeline.request import Request, ToolSpec
 

@@ -10,7 +10,7 @@ import pytest
 from pipeline import Pipeline, Request
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Reply
-from stages.dispatch import close_clients, import_litellm
+from stages.dispatch.litellm.backend import close_clients, import_litellm
 
 
 @pytest.fixture(autouse=True)

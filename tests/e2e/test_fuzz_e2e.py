@@ -28,10 +28,10 @@ import pytest
 
 from pipeline import Pipeline, Request, Response
 from pipeline.errors import PipelineError
-from pipeline.fakeprovider import Step
 from pipeline.policy import RetryPolicy
 from pipeline.testing import Drop, FakeProvider, Raw, RecordedRequest, Reply, Stall, Wire
-from stages.dispatch import close_clients
+from pipeline.testing.fakeprovider import Step
+from stages.dispatch.litellm.backend import close_clients
 from tests.e2e.conftest import warm_up
 
 ROOT = Path(__file__).parent.parent / "fixtures" / "realstreams"

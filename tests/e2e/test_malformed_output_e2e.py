@@ -31,7 +31,7 @@ from pipeline.errors import (
 )
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Raw, Reply, Stall, Wire
-from stages.dispatch import close_clients
+from stages.dispatch.litellm.backend import close_clients
 from tests.e2e.conftest import warm_up
 
 # litellm's pydantic models warn about a wrong type before litellm raises; as in

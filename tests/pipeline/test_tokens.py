@@ -4,8 +4,8 @@ import json
 
 from pipeline.request import Request
 from pipeline.tokens import estimate_message_tokens, estimate_tokens
-from stages.dispatch import import_litellm
-from stages.litellm_tokens import count_request_tokens
+from stages.dispatch.litellm.backend import import_litellm
+from stages.dispatch.litellm.tokens import count_request_tokens
 
 
 def test_plain_text_is_characters_over_four() -> None:

@@ -38,7 +38,7 @@ class Paused(logging.Handler):
 
 
 async def main(base_url: str, tag: str, n: int, concurrency: int, rate: float, burst: int) -> None:
-    from stages.dispatch import close_clients, import_litellm
+    from stages.dispatch.litellm.backend import close_clients, import_litellm
 
     await import_litellm()
     warm = Pipeline.default(policy=RetryPolicy(gate="local"))

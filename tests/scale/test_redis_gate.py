@@ -21,7 +21,7 @@ from pipeline.policy import RetryPolicy
 from pipeline.request import Request
 from pipeline.stage import SharedState
 from pipeline.testing import FakeClock, scripted, text_chunks
-from stages.gates import select_gate
+from stages.gate import select_gate
 from tests.helpers import make_ctx
 from tests.scale.servers import free_port
 

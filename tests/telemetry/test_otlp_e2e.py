@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from pipeline import Pipeline, Request
 from pipeline.testing import FakeClock, FakeProvider, Reply
-from stages.dispatch import close_clients
+from stages.dispatch.litellm.backend import close_clients
 from telemetry import setup
 from tests.helpers import closed_port
 from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
