@@ -31,11 +31,11 @@ import time
 from pipeline.cli.batch.input import Defaults, Item, parse_input
 from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
 from pipeline.cli.batch.runner import Engine, call_one
+from pipeline.context import Context
 from pipeline.pipeline import Pipeline
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
-from pipeline.stage import Context
 from stages.gate import select_gate
 
 MODEL = "openai/bench"

@@ -11,13 +11,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pipeline.context import Context, SharedState
 from pipeline.errors import PipelineMisuse, StageNotFound
 from pipeline.events import Event
 from pipeline.eventstream import EventStream, Response, collect, run_sync
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
-from pipeline.stage import Context, Instrument, Segment, SharedState, Stage, once
+from pipeline.runner import once
+from pipeline.stage import Instrument, Segment, Stage
 from pipeline.tokens import TokenCounter
 
 __all__ = ["Pipeline"]

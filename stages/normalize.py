@@ -31,10 +31,12 @@ from typing import Any
 
 import msgspec
 
+from pipeline.context import Context
 from pipeline.events import Event, Request
 from pipeline.profiles import DEFAULT, Profile, apply_profile
 from pipeline.request import ToolSpec
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import Stage, stage
 
 __all__ = ["JSON_INSTRUCTION", "normalize", "normalize_request", "normalize_tool"]
 

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline.context import Attempt, Context
 from pipeline.errors import (
     EmptyResponse,
     PipelineError,
@@ -46,8 +47,9 @@ from pipeline.errors import (
 )
 from pipeline.events import Event, ReasoningDelta, Request, Retrying, TextDelta, ToolCall
 from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
+from pipeline.runner import closing, once
 from pipeline.secrets import guard_logger
-from pipeline.stage import Context, Segment, Stage, closing, once
+from pipeline.stage import Segment, Stage
 from stages.dumps import dump_dir, dump_payload, write_dump
 from stages.gate import select_gate
 
@@ -116,11 +118,12 @@ class Retry:
         attempt = 0
         while True:
             attempt += 1
-            ctx.recording = [] if dumps is not None else None
+            current = Attempt(attempt, recording=[] if dumps is not None else None)
+            inner_ctx = ctx.for_attempt(current)
             try:
                 async with (
                     gate.slot(ctx.clock, ctx.sleep),
-                    closing(ctx.run(self.stages, once(req))) as inner,
+                    closing(inner_ctx.run(self.stages, once(req))) as inner,
                 ):
                     while True:
                         try:
@@ -152,7 +155,7 @@ class Retry:
                 if cause is None or policy.budget(cause) == 0:
                     raise
                 if dumps is not None and cause in ("rate_limited", "empty"):
-                    await _dump(dumps, req, ctx, exc, cause, attempt)
+                    await _dump(dumps, req, ctx, exc, cause, current)
                 if used[cause] >= policy.budget(cause):
                     raise RetriesExhausted.after(
                         exc,
@@ -181,8 +184,6 @@ class Retry:
                     used[cause],
                     policy.budget(cause),
                 )
-            finally:
-                ctx.recording = None
             yield Retrying(attempt=attempt, delay_s=delay, reason=cause)
             await ctx.sleep(delay)
 
@@ -200,15 +201,15 @@ async def _pull(inner: AsyncIterator[Event], ctx: Context, deadline: float | Non
 
 
 async def _dump(
-    directory: Path, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: int
+    directory: Path, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: Attempt
 ) -> None:
     payload = dump_payload(
         request=req,
         error_kind=cause,
         error=str(exc),
-        attempt=attempt,
+        attempt=attempt.number,
         tokens=await ctx.count_tokens(req),
-        chunks=ctx.recording or (),
+        chunks=attempt.recording or (),
     )
     path = await write_dump(directory, payload, max_files=ctx.policy.max_dumps)
     if path is not None:

@@ -15,9 +15,13 @@ hands it every stage to wrap. Each stage's span
   status); with the events in and out and the time spent in the stage itself
   (its pulls less its upstream's).
 
-``Retrying`` events become span events of the stage that emitted them; the
-first ``Chunk`` out of ``dispatch`` gives the time to first chunk. Telemetry
-never breaks the pipeline: its own failures are logged at debug level.
+``Retrying`` events become span events of the stage that emitted them.
+What telemetry knows of attempts and chunks it is told: a stage run's attempt
+is ``ctx.attempt`` (the retry segment's copy of the context), and dispatch
+calls ``first_chunk`` from inside its own pull when an answer's first chunk
+arrives, so the time to first chunk goes on the span of the stage being
+pulled then, and the first of the call on the root. Telemetry never breaks
+the pipeline: its own failures are logged at debug level.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from pipeline.events import Chunk, Event, Finish, Retrying, TextEnd, ToolCall
+from pipeline.context import Context
+from pipeline.events import Event, Finish, Retrying, TextEnd, ToolCall
+from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
-from pipeline.stage import Context, Stage, run_stages
+from pipeline.stage import Stage
 from telemetry import genai
 from telemetry.metrics import CallMetrics
 
@@ -53,9 +59,9 @@ class _Count:
 
 
 class _Rec(_Count):
-    """One stage run's measurements."""
+    """One stage run's measurements, and its span once started."""
 
-    __slots__ = ("attempt", "index", "name", "parent", "self_s", "up", "watch_chunk")
+    __slots__ = ("attempt", "index", "name", "parent", "self_s", "span", "started", "up")
 
     def __init__(
         self, name: str, index: int, up: _Count, parent: Span | None, attempt: int | None
@@ -67,7 +73,8 @@ class _Rec(_Count):
         self.parent = parent
         self.attempt = attempt
         self.self_s = 0.0
-        self.watch_chunk = name == "dispatch"
+        self.span: Span | None = None
+        self.started = 0.0
 
 
 class CallTelemetry:
@@ -84,6 +91,7 @@ class CallTelemetry:
         "nested",
         "parent",
         "profile",
+        "pulling",
         "recording",
         "recs",
         "request",
@@ -112,6 +120,8 @@ class CallTelemetry:
         self.spans: dict[int, Span] = {}
         self.recs: dict[AsyncIterator[Event], _Rec] = {}
         self.nested = 0.0
+        #: the stage run whose pull is in progress, innermost (whom ``first_chunk`` is about)
+        self.pulling: _Rec | None = None
         self.started = 0.0
         self.ttfc: float | None = None
         self.retries = 0
@@ -131,11 +141,8 @@ class CallTelemetry:
     def stage(
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
     ) -> AsyncIterator[Event]:
-        if self.tracer is None:  # metrics only: watch dispatch for the first chunk
-            if st.name != "dispatch":
-                return st(upstream, ctx)
-            rec = _Rec(st.name, 0, _Count(), None, None)
-            return self._plain(st(upstream, ctx), rec)
+        if self.tracer is None:  # metrics only: first_chunk is all they need
+            return st(upstream, ctx)
         up = self.recs.get(upstream)
         if up is None:
             counter = _Count()
@@ -145,7 +152,7 @@ class CallTelemetry:
             counter, index = up, up.index + 1
         # Inside a segment's pull its span is current: it is the parent.
         parent = self.spans.get(id(trace.get_current_span()))
-        attempt = self.retries + 1 if parent is not None else None
+        attempt = ctx.attempt.number if ctx.attempt is not None else None
         rec = _Rec(st.name, index, counter, parent, attempt)
         wrapped = self._stage(st(upstream, ctx), rec)
         self.recs[wrapped] = rec
@@ -250,21 +257,21 @@ class CallTelemetry:
     async def _stage(self, inner: AsyncIterator[Event], rec: _Rec) -> AsyncIterator[Event]:
         span = self._start_stage(rec) if self.recording else None
         if span is None:  # not sampled (or the span could not start): no span, same events
-            plain = self._plain(inner, rec)
             try:
-                async for ev in plain:
+                async for ev in inner:
                     yield ev
             finally:
-                await _aclose(plain)
+                await _aclose(inner)
             return
         span_ctx = trace.set_span_in_context(span, self.parent)
         attach, detach, clock = otel_context.attach, otel_context.detach, time.perf_counter
         outcome, error = "ok", None
-        started = clock()
+        rec.span, rec.started = span, clock()
         try:
             while True:
                 token = attach(span_ctx)
-                nested = self.nested
+                nested, outer = self.nested, self.pulling
+                self.pulling = rec
                 t0 = clock()
                 try:
                     ev = await inner.__anext__()
@@ -274,16 +281,12 @@ class CallTelemetry:
                     spent = clock() - t0
                     rec.self_s += spent - (self.nested - nested)
                     self.nested = nested + spent
+                    self.pulling = outer
                     detach(token)
                 rec.out += 1
-                kind = type(ev)
-                if kind is Chunk:
-                    if rec.watch_chunk:
-                        rec.watch_chunk = False
-                        self._first_chunk(span, clock() - started)
-                elif kind is Retrying and ev is not self.last_retrying:
-                    self.last_retrying = ev  # type: ignore[assignment]
-                    self._retrying(span, ev)  # type: ignore[arg-type]
+                if type(ev) is Retrying and ev is not self.last_retrying:
+                    self.last_retrying = ev
+                    self._retrying(span, ev)
                 yield ev
         except GeneratorExit:
             outcome = "closed"
@@ -299,18 +302,6 @@ class CallTelemetry:
                 await _aclose(inner)
             finally:
                 self._end_stage(span, rec, outcome, error)
-
-    async def _plain(self, inner: AsyncIterator[Event], rec: _Rec) -> AsyncIterator[Event]:
-        """A stage run with no span (not sampled, or metrics only): the first chunk only."""
-        started = time.perf_counter()
-        try:
-            async for ev in inner:
-                if rec.watch_chunk and type(ev) is Chunk:
-                    rec.watch_chunk = False
-                    self._first_chunk(None, time.perf_counter() - started)
-                yield ev
-        finally:
-            await _aclose(inner)
 
     def _start_stage(self, rec: _Rec) -> Span | None:
         parent = rec.parent if rec.parent is not None else self.root
@@ -346,12 +337,16 @@ class CallTelemetry:
         finally:
             span.end()
 
-    def _first_chunk(self, span: Span | None, since_stage_start: float) -> None:
+    def first_chunk(self, ctx: Context) -> None:
+        """Dispatch got an answer's first chunk: the time to it, on the call (the
+        first one) and on the span of the stage run being pulled (dispatch's own)."""
+        now = time.perf_counter()
         if self.ttfc is None:
-            self.ttfc = time.perf_counter() - self.started
-        if span is not None:
+            self.ttfc = now - self.started
+        rec = self.pulling
+        if rec is not None and rec.span is not None:
             try:
-                span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, since_stage_start)
+                rec.span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, now - rec.started)
             except Exception:
                 log.debug("telemetry: cannot record the first chunk", exc_info=True)
 

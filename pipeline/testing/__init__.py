@@ -15,9 +15,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, Literal
 
+from pipeline.context import Context
 from pipeline.errors import PipelineMisuse
 from pipeline.events import Chunk, Event, Request, ToolFragment
-from pipeline.stage import Context, closing
+from pipeline.runner import closing
 from pipeline.testing.fakeprovider import (
     ConnectionRecord,
     Done,
@@ -93,13 +94,17 @@ class ScriptedDispatch:
                         f" attempt {attempt + 1} has none"
                     )
                 outcome: Outcome = "closed"
-                recording = ctx.recording
+                recording = ctx.attempt.recording if ctx.attempt is not None else None
+                first = True
                 try:
                     for item in self.scripts[attempt]:
                         if isinstance(item, BaseException):
                             outcome = "raised"
                             raise item
                         chunk = Chunk(text=item) if isinstance(item, str) else item
+                        if first:  # as dispatch does
+                            first = False
+                            ctx.instrument.first_chunk(ctx)
                         if recording is not None:  # for failed-request dumps, as dispatch does
                             recording.append(chunk)
                         yield chunk

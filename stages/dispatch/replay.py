@@ -21,9 +21,11 @@ from typing import Any
 
 import msgspec
 
+from pipeline.context import Context
 from pipeline.errors import InvalidRequest
 from pipeline.events import Chunk, Event, Request
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import Stage, stage
 
 __all__ = ["FORMAT", "BadDump", "Dump", "load_dump", "read_dump", "replay_dispatch"]
 
@@ -57,9 +59,12 @@ def replay_dispatch(chunks: Sequence[Chunk], *, name: str = "dispatch") -> Stage
                 if not isinstance(ev, Request):
                     yield ev
                     continue
-                for chunk in recorded:
-                    if ctx.recording is not None:
-                        ctx.recording.append(chunk)
+                recording = ctx.attempt.recording if ctx.attempt is not None else None
+                for n, chunk in enumerate(recorded):
+                    if n == 0:
+                        ctx.instrument.first_chunk(ctx)
+                    if recording is not None:
+                        recording.append(chunk)
                     yield chunk
 
     return stage(name, run)

@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+from pipeline.context import Context
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request
-from pipeline.stage import Context
 from stages.gate.local import Rate, gate_for
 
 __all__ = ["GATE_URL_VARIABLE", "Gate", "gate_url", "rate_of", "select_gate"]

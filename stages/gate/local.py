@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from pipeline.context import SharedState
 from pipeline.request import Request
-from pipeline.stage import SharedState
 
 __all__ = ["EndpointGate", "Rate", "endpoint_key", "gate_for"]
 

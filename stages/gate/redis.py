@@ -24,8 +24,8 @@ import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from pipeline.context import SharedState
 from pipeline.request import Request
-from pipeline.stage import SharedState
 from stages.gate.local import Clock, EndpointGate, Sleep, endpoint_key
 
 if TYPE_CHECKING:

@@ -1,10 +1,11 @@
 import pytest
 
 from pipeline import Pipeline, testing
+from pipeline.context import Context
 from pipeline.errors import PipelineMisuse, StageNotFound
 from pipeline.events import Chunk, Event, TextDelta
 from pipeline.pipeline import Pipeline as CorePipeline
-from pipeline.stage import Context, Stage, stage
+from pipeline.stage import Stage, stage
 from stages.retry import Retry
 
 DEFAULT_NAMES = [

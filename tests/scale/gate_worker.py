@@ -20,9 +20,11 @@ import time
 from collections.abc import AsyncIterator
 
 from pipeline import Pipeline
+from pipeline.context import Context
 from pipeline.events import Event, Request
 from pipeline.policy import RetryPolicy
-from pipeline.stage import Context, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import stage
 
 
 class Paused(logging.Handler):

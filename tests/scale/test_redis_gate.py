@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pipeline import Pipeline
+from pipeline.context import SharedState
 from pipeline.errors import RateLimited
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request
-from pipeline.stage import SharedState
 from pipeline.testing import FakeClock, scripted, text_chunks
 from stages.gate import select_gate
 from tests.helpers import make_ctx

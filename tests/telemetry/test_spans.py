@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pipeline import Pipeline, testing
+from pipeline.context import Context
 from pipeline.errors import BadRequest, RateLimited
 from pipeline.events import Chunk, Event, TextDelta
-from pipeline.stage import PLAIN, Context, stage
+from pipeline.stage import PLAIN, stage
 from telemetry import TelemetryInstrument
 from tests.telemetry.conftest import (
     SECRET,

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 
+from pipeline.context import Context
 from pipeline.errors import ProviderError, ProviderUnreachable
 from pipeline.events import Chunk, Event
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import Stage, stage
 
 __all__ = ["STOP_AFTER", "Breaker"]
 

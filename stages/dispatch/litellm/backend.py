@@ -25,8 +25,9 @@ buffers: nothing
 - a 200 answer that is a document (HTML, JSON), not a stream, raises
   ``MalformedResponse`` naming its content type and first bytes
   (``stages.dispatch.litellm.http``);
-- when the retry segment asks (``ctx.recording``), every chunk is recorded
-  for failed-request dumps;
+- when the retry segment asks (``ctx.attempt.recording``), every chunk is
+  recorded for failed-request dumps; the instrument is told of the first
+  chunk (``Instrument.first_chunk``);
 - litellm's exceptions become ``pipeline.errors`` here, and only here
   (``stages.dispatch.litellm.errors``), chained only as redacted stand-ins.
 """
@@ -44,11 +45,13 @@ from collections.abc import AsyncIterator, Awaitable
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
+from pipeline.context import Context
 from pipeline.errors import ClientClosed, PipelineError, ProviderTimeout
 from pipeline.events import Chunk, Event, Request
 from pipeline.profiles import DEFAULT, Profile
+from pipeline.runner import closing
 from pipeline.secrets import guard_loggers
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.stage import Stage, stage
 from pipeline.timeouts import Stalled, within
 from stages.dispatch.litellm.chunks import provider_reported_usage, response_chunks, to_chunk
 from stages.dispatch.litellm.clients import close_loop_clients
@@ -113,12 +116,14 @@ async def _chunks(response: Any, req: Request, ctx: Context) -> AsyncIterator[Ch
         raise refused
     stream = response.__aiter__()
     timeout, which = policy.first_chunk_timeout_s, "first"
-    recording = ctx.recording
+    recording = ctx.attempt.recording if ctx.attempt is not None else None
     content = False
     while True:
         raw = await _call(stream.__anext__(), timeout, which, req, reading=True)
         if raw is _END:
             break
+        if which == "first":
+            ctx.instrument.first_chunk(ctx)
         timeout, which = policy.idle_timeout_s, "next"
         chunk = to_chunk(raw)
         if chunk.usage is not None and not provider_reported_usage(response):
@@ -140,8 +145,9 @@ async def _whole(
     call = litellm.acompletion(**kwargs)
     response = await _call(call, ctx.policy.first_chunk_timeout_s, "first", req, reading=True)
     chunks = response_chunks(response)
-    if ctx.recording is not None:
-        ctx.recording.extend(chunks)
+    ctx.instrument.first_chunk(ctx)
+    if ctx.attempt is not None and ctx.attempt.recording is not None:
+        ctx.attempt.recording.extend(chunks)
     return chunks
 
 

@@ -24,6 +24,7 @@ from pipeline import Pipeline
 from pipeline.cli.batch.breaker import STOP_AFTER, Breaker
 from pipeline.cli.batch.input import Defaults
 from pipeline.cli.batch.runner import BatchConfig, run_batch
+from pipeline.context import Context
 from pipeline.errors import (
     AuthenticationFailed,
     ProviderUnavailable,
@@ -32,7 +33,7 @@ from pipeline.errors import (
 )
 from pipeline.events import Chunk, Event, Request, ToolFragment
 from pipeline.policy import RetryPolicy
-from pipeline.stage import Context, closing
+from pipeline.runner import closing
 from pipeline.testing import FakeClock, text_chunks
 from pipeline.tokens import estimate_tokens
 
