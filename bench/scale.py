@@ -115,14 +115,14 @@ class Served:
 
 
 async def engines(calls: int, concurrency: int) -> None:
-    from stages.dispatch.litellm.backend import close_clients, import_litellm
+    from stages.dispatch.litellm import close_loop_clients, import_litellm
 
     with Served() as fake:
         await import_litellm()
         await local_run(items(20, fake.base_url), 4)  # warm
         seq_local = await local_run(items(calls, fake.base_url), 1)
         par_local = await local_run(items(calls, fake.base_url), concurrency)
-        await close_clients()
+        await close_loop_clients()
 
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only
         import ray

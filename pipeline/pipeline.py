@@ -79,7 +79,9 @@ class Pipeline:
         """The default pipeline: normalize -> cache_tag ->
         retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
 
-        Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``, ...).
+        Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``, ...),
+        and ``backend=``: what dispatch sends through (``pipeline.backend.Backend``;
+        default: LiteLLM).
         """
         from pipeline.composition import default_pipeline
 

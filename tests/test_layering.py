@@ -21,6 +21,7 @@ COMPOSITION_ROOTS = {
     "pipeline/composition.py",
     "pipeline/cli/__init__.py",
     "pipeline/cli/batch/ray_engine.py",
+    "pipeline/testing/scripted.py",
 }
 EDGES = ("pipeline/compat/",)
 

@@ -175,12 +175,12 @@ def _start_tracing(exporter: str | None, out: TextIO) -> _Handle | None:
 
 async def _closing_clients(work: Coroutine[Any, Any, int]) -> int:
     """Run a command, then close litellm's pooled connections before the loop ends."""
-    from stages.dispatch.litellm.backend import close_clients
+    from stages.dispatch.litellm import close_loop_clients
 
     try:
         return await work
     finally:
-        await close_clients()
+        await close_loop_clients()
 
 
 def _silence_stdout() -> None:
@@ -194,7 +194,7 @@ def _silence_stdout() -> None:
 async def _load_provider(err: TextIO) -> None:
     """Import litellm before the first call (seconds, the first time); a terminal is
     told when it takes more than ``LOADING_NOTICE_S``, on a line erased afterwards."""
-    from stages.dispatch.litellm.backend import import_litellm
+    from stages.dispatch.litellm import import_litellm
 
     loading = asyncio.ensure_future(import_litellm())
     try:

@@ -1,11 +1,8 @@
-"""replay: a dispatch that plays back the chunks of a failed-request dump.
+"""Replay: a backend that plays back the chunks of a failed-request dump.
 
-consumes: ``Request``
-emits: the recorded ``Chunk``s, for every request (the provider is never called)
-passes through: every other event
-buffers: nothing
-
-Put in place of ``dispatch``, the rest of the pipeline (reassemble, usage,
+``replay_dispatch(chunks)`` is the dispatch stage over it: every request gets
+the recorded chunks, and the provider is never called. Put in place of
+``dispatch``, the rest of the pipeline (reassemble, usage,
 empty_check, retry) runs unchanged on what production received, so a
 failure seen in production can be reproduced and debugged offline
 (``llmpipe replay DUMP.json``). ``load_dump`` reads the files written by
@@ -23,11 +20,18 @@ import msgspec
 
 from pipeline.context import Context
 from pipeline.errors import InvalidRequest
-from pipeline.events import Chunk, Event, Request
-from pipeline.runner import closing
-from pipeline.stage import Stage, stage
+from pipeline.events import Chunk, Request
+from stages.dispatch import Dispatch
 
-__all__ = ["FORMAT", "BadDump", "Dump", "load_dump", "read_dump", "replay_dispatch"]
+__all__ = [
+    "FORMAT",
+    "BadDump",
+    "Dump",
+    "ReplayBackend",
+    "load_dump",
+    "read_dump",
+    "replay_dispatch",
+]
 
 FORMAT = "llmpipe.failed-request/1"
 
@@ -49,25 +53,27 @@ class Dump:
     estimated_tokens: int | None = None
 
 
-def replay_dispatch(chunks: Sequence[Chunk], *, name: str = "dispatch") -> Stage:
-    """A dispatch stand-in that yields ``chunks`` for every ``Request``."""
-    recorded = tuple(chunks)
+class ReplayBackend:
+    """A backend that answers every request with the same recorded chunks."""
 
-    async def run(upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
-        async with closing(upstream) as events:
-            async for ev in events:
-                if not isinstance(ev, Request):
-                    yield ev
-                    continue
-                recording = ctx.attempt.recording if ctx.attempt is not None else None
-                for n, chunk in enumerate(recorded):
-                    if n == 0:
-                        ctx.instrument.first_chunk(ctx)
-                    if recording is not None:
-                        recording.append(chunk)
-                    yield chunk
+    name = "replay"
 
-    return stage(name, run)
+    def __init__(self, chunks: Sequence[Chunk]) -> None:
+        self.chunks = tuple(chunks)
+
+    async def send(
+        self, request: Request, ctx: Context, *, stream: bool = True
+    ) -> AsyncIterator[Chunk]:
+        for chunk in self.chunks:
+            yield chunk
+
+    async def aclose(self) -> None:
+        return None
+
+
+def replay_dispatch(chunks: Sequence[Chunk], *, name: str = "dispatch") -> Dispatch[ReplayBackend]:
+    """A dispatch stage that plays ``chunks`` back for every ``Request``."""
+    return Dispatch(ReplayBackend(chunks), name=name)
 
 
 def load_dump(data: bytes | str) -> Dump:

@@ -4,7 +4,7 @@ import json
 
 from pipeline.request import Request
 from pipeline.tokens import estimate_message_tokens, estimate_tokens
-from stages.dispatch.litellm.backend import import_litellm
+from stages.dispatch.litellm import import_litellm
 from stages.dispatch.litellm.tokens import count_request_tokens
 
 

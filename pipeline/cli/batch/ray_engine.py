@@ -102,7 +102,7 @@ class Worker:
 
     async def ready(self) -> int:
         """Import litellm now, so the first calls do not pay for it; the actor's pid."""
-        from stages.dispatch.litellm.backend import import_litellm
+        from stages.dispatch.litellm import import_litellm
 
         await import_litellm()
         return os.getpid()
@@ -124,11 +124,11 @@ class Worker:
 
     async def close(self) -> None:
         """Flush spans and close pooled connections before the actor is killed."""
-        from stages.dispatch.litellm.backend import close_clients
+        from stages.dispatch.litellm import close_loop_clients
 
         try:
             await self.pipe.release_loop()
-            await close_clients()
+            await close_loop_clients()
         finally:
             if self._telemetry is not None:
                 self._telemetry.shutdown()

@@ -17,7 +17,7 @@ from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Reply, Usage, text_chunks, tool_chunks
 from pipeline.tokens import estimate_tokens
 from stages import dumps
-from stages.dispatch.litellm.backend import close_clients
+from stages.dispatch.litellm import close_loop_clients
 from stages.dispatch.replay import FORMAT, BadDump, load_dump, replay_dispatch
 
 REQUEST = Request(
@@ -101,7 +101,7 @@ async def test_a_real_empty_answer_dump_replays_to_the_same_failure(
         try:
             assert (await prod.acomplete(req)).text == "ok"  # retried...
         finally:
-            await close_clients()
+            await close_loop_clients()
     (dump,) = tmp_path.glob("*.json")  # ...and dumped
 
     stdout = io.StringIO()

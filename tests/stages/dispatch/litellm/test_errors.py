@@ -7,7 +7,7 @@ import pytest
 from pipeline import Pipeline, testing
 from pipeline.errors import ClientClosed, ProviderUnavailable
 from pipeline.testing import FakeClock, text_chunks
-from stages.dispatch.litellm.backend import import_litellm
+from stages.dispatch.litellm import import_litellm
 from stages.dispatch.litellm.errors import translate
 from tests.helpers import make_request
 
