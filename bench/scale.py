@@ -173,8 +173,8 @@ async def acquire_cost(pipe_policy: RetryPolicy, n: int) -> float:
             async with gate.slot(clock, sleep):
                 pass
         samples.append((time.perf_counter() - started) / n * 1e6)
-    for release in ctx.shared.loop_releases():
-        await release()
+    for close in ctx.shared.closables():
+        await close()
     return statistics.median(samples)
 
 

@@ -48,12 +48,14 @@ class SharedState:
 
     One per pipeline (shared by the pipelines derived from it); each stage
     keeps its own entry under its own key. Safe to use from several threads
-    (``complete()`` may run a call on a worker thread).
+    (``complete()`` may run a call on a worker thread). An entry that holds
+    something per event loop that must be closed (a Redis client) has an
+    ``aclose()`` that closes what it holds for the running loop:
+    ``Pipeline.aclose()`` calls it (``closables``).
     """
 
     def __init__(self) -> None:
         self._items: dict[str, Any] = {}
-        self._loop_releases: dict[str, Callable[[], Awaitable[None]]] = {}
         self._lock = threading.Lock()
 
     def setdefault(self, key: str, factory: Callable[[], T]) -> T:
@@ -64,19 +66,11 @@ class SharedState:
             value: T = self._items[key]
             return value
 
-    def on_loop_end(self, key: str, release: Callable[[], Awaitable[None]]) -> None:
-        """Have ``Pipeline.release_loop`` await ``release`` (once per ``key``).
-
-        For what a stage keeps per event loop, such as pooled connections,
-        which must be closed before a loop the pipeline made (``complete``)
-        ends, not left to the garbage collector.
-        """
+    def closables(self) -> list[Callable[[], Awaitable[object]]]:
+        """The ``aclose`` of every entry that has one, in the order they were made."""
         with self._lock:
-            self._loop_releases.setdefault(key, release)
-
-    def loop_releases(self) -> list[Callable[[], Awaitable[None]]]:
-        with self._lock:
-            return list(self._loop_releases.values())
+            entries = list(self._items.values())
+        return [close for e in entries if callable(close := getattr(e, "aclose", None))]
 
 
 @dataclass(slots=True, kw_only=True)

@@ -7,6 +7,7 @@ inside segments such as ``retry``. Names are unique across the whole tree.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,6 +49,9 @@ class Pipeline:
     ``policy`` sets retries, timeouts and dumps; ``count_tokens`` estimates
     request tokens when the provider reports none. ``shared`` is the state
     that outlives one request, kept by the pipelines derived from this one.
+
+    ``async with pipeline:`` (or ``await pipeline.aclose()``) releases what
+    its stages hold for the running event loop, such as pooled connections.
     """
 
     __slots__ = ("_options", "_shared", "_stages")
@@ -191,14 +195,57 @@ class Pipeline:
         try:
             return await self.acomplete(req)
         finally:
-            await self.release_loop()
+            await self.aclose()
+
+    # --- resources --------------------------------------------------------------
+
+    async def __aenter__(self) -> Pipeline:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release what this pipeline holds for the running event loop.
+
+        That is what its stages hold (each stage with an ``aclose()``, such as
+        dispatch: its backend's pooled connections) and what its shared state
+        holds (a Redis gate's client). Call it, or leave ``async with
+        pipeline:``, before an event loop you made ends; ``complete()`` does
+        for the loop it makes. Only the running loop's resources are closed
+        (other loops' connections stay pooled), and the pipeline stays usable:
+        its next call opens what it needs again. Every resource is closed even
+        when one fails; the first failure is raised after.
+        """
+        failures: list[Exception] = []
+        for close in self._closers():
+            try:
+                await close()
+            except Exception as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     async def release_loop(self) -> None:
-        """Release what stages keep for the running event loop (litellm's pooled
-        connections). Call it before an event loop you made ends; ``complete``
-        and the CLI do."""
-        for release in self._shared.loop_releases():
-            await release()
+        """Deprecated alias of ``aclose()``."""
+        warnings.warn(
+            "Pipeline.release_loop() is deprecated: use await pipeline.aclose(),"
+            " or async with pipeline",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        await self.aclose()
+
+    def _closers(self) -> list[Callable[[], Awaitable[object]]]:
+        """Every stage's ``aclose`` (each object once), then the shared state's."""
+        closers: list[Callable[[], Awaitable[object]]] = []
+        seen: set[int] = set()
+        for st in _walk(self._stages):
+            close = getattr(st, "aclose", None)
+            if callable(close) and id(st) not in seen:
+                seen.add(id(st))
+                closers.append(close)
+        return closers + self._shared.closables()
 
 
 def _as_request(request: Request | Mapping[str, Any]) -> Request:

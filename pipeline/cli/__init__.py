@@ -104,7 +104,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"llmpipe: error: cannot start --trace {args.trace}: {exc}", file=err)
         return EXIT_CODES["bad_input"]
     try:
-        return asyncio.run(_closing_clients(commands[args.command]()))
+        return asyncio.run(commands[args.command]())
     except KeyboardInterrupt:
         print("\nllmpipe: interrupted", file=err)
         return EXIT_CODES["cancelled"]
@@ -173,16 +173,6 @@ def _start_tracing(exporter: str | None, out: TextIO) -> _Handle | None:
     return handle
 
 
-async def _closing_clients(work: Coroutine[Any, Any, int]) -> int:
-    """Run a command, then close litellm's pooled connections before the loop ends."""
-    from stages.dispatch.litellm import close_loop_clients
-
-    try:
-        return await work
-    finally:
-        await close_loop_clients()
-
-
 def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -249,7 +239,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     view = RunView(out, err)
     started = time.monotonic()
     try:
-        async with _pipeline(args).stream(request) as events:
+        async with _pipeline(args) as pipe, pipe.stream(request) as events:
             async for ev in events:
                 view.show(ev)
     finally:
@@ -282,11 +272,8 @@ async def _batch(args: argparse.Namespace, err: TextIO) -> int:
         progress_interval_s=args.progress_every,
     )
     if args.engine == "local":
-        pipe = _pipeline(args)
-        try:
+        async with _pipeline(args) as pipe:
             return await run_batch(config, pipe, err=err, prepare=lambda: _load_provider(err))
-        finally:
-            await pipe.release_loop()  # a Redis gate's client (LLMPIPE_GATE_URL), for one
     from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
 
     spec = WorkerSpec(policy=_policy(args.retries), trace=args.trace)
@@ -341,10 +328,10 @@ async def _replay(args: argparse.Namespace, out: TextIO) -> int:
         )
         return EXIT_CODES.get(dump.error_kind, EXIT_CODES["provider"])
     no_retries = RetryPolicy(rate_limit_retries=0, transient_retries=0, empty_retries=0)
-    pipe = _pipeline(args, policy=no_retries).replace("dispatch", replay_dispatch(dump.chunks))
+    replaying = _pipeline(args, policy=no_retries).replace("dispatch", replay_dispatch(dump.chunks))
     out.write("events:\n")
     try:
-        async with pipe.stream(req) as events:
+        async with replaying as pipe, pipe.stream(req) as events:
             async for ev in events:
                 out.write((encode(ev).decode() if args.json else "  " + describe(ev)) + "\n")
     except errors.PipelineError as exc:
@@ -364,5 +351,5 @@ async def _replay(args: argparse.Namespace, out: TextIO) -> int:
 async def _demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pipeline.cli.demo import POLICY, run_demo
 
-    pipe = _pipeline(args, policy=POLICY)
-    return await run_demo(out, pipe=pipe, prepare=lambda: _load_provider(err))
+    async with _pipeline(args, policy=POLICY) as pipe:
+        return await run_demo(out, pipe=pipe, prepare=lambda: _load_provider(err))

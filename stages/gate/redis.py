@@ -31,7 +31,7 @@ from stages.gate.local import Clock, EndpointGate, Sleep, endpoint_key
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
-__all__ = ["ACQUIRE", "PAUSE", "RedisGate", "redis_gate"]
+__all__ = ["ACQUIRE", "PAUSE", "RedisGate", "RedisStores", "redis_gate"]
 
 log = logging.getLogger("llmpipe.gate")
 
@@ -170,25 +170,33 @@ class RedisGate:
         await self.local.wait_open(clock, sleep)
 
 
-_StoreMap = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Store]]
+class RedisStores:
+    """A pipeline's Redis clients, one per URL and event loop (a shared-state entry).
+
+    ``aclose()`` closes the running loop's (``Pipeline.aclose`` calls it);
+    the next call on that loop makes a new client.
+    """
+
+    def __init__(self) -> None:
+        self._loops = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Store]]()
+        self.warned: set[str] = set()  # where Redis was said to be unusable, once each
+
+    def store(self, url: str) -> _Store:
+        per_loop = self._loops.setdefault(asyncio.get_running_loop(), {})
+        store = per_loop.get(url)
+        if store is None:
+            store = per_loop[url] = _Store(url, self.warned)
+        return store
+
+    async def aclose(self) -> None:
+        for store in self._loops.pop(asyncio.get_running_loop(), {}).values():
+            await store.aclose()
 
 
 def redis_gate(shared: SharedState, url: str, req: Request, local: EndpointGate) -> RedisGate:
     """The Redis gate of ``req``'s endpoint (one client per URL and event loop)."""
-    loops = shared.setdefault("gate.redis", _StoreMap)
-    warned = shared.setdefault("gate.redis.warned", set[str])
-    loop = asyncio.get_running_loop()
-    per_loop = loops.setdefault(loop, {})
-    store = per_loop.get(url)
-    if store is None:
-        store = per_loop[url] = _Store(url, warned)
-
-        async def release() -> None:
-            for s in loops.pop(asyncio.get_running_loop(), {}).values():
-                await s.aclose()
-
-        shared.on_loop_end("gate.redis", release)
-    return RedisGate(store, endpoint_key(req), local)
+    stores = shared.setdefault("gate.redis", RedisStores)
+    return RedisGate(stores.store(url), endpoint_key(req), local)
 
 
 def _where(url: str) -> str:

@@ -40,7 +40,7 @@ class Paused(logging.Handler):
 
 
 async def main(base_url: str, tag: str, n: int, concurrency: int, rate: float, burst: int) -> None:
-    from stages.dispatch.litellm import close_loop_clients, import_litellm
+    from stages.dispatch.litellm import import_litellm
 
     await import_litellm()
     warm = Pipeline.default(policy=RetryPolicy(gate="local"))
@@ -85,8 +85,7 @@ async def main(base_url: str, tag: str, n: int, concurrency: int, rate: float, b
     try:
         texts = await asyncio.gather(*(one(i) for i in range(n)))
     finally:
-        await pipe.release_loop()
-        await close_loop_clients()
+        await pipe.aclose()
     print(json.dumps({"texts": texts, "paused": paused.times, "sent": sent}), flush=True)
 
 

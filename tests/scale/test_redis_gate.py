@@ -32,8 +32,8 @@ async def shared() -> AsyncIterator[list[SharedState]]:
     states: list[SharedState] = []
     yield states
     for state in states:
-        for release in state.loop_releases():
-            await release()
+        for close in state.closables():
+            await close()
 
 
 def endpoint() -> str:

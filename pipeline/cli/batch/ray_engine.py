@@ -124,11 +124,8 @@ class Worker:
 
     async def close(self) -> None:
         """Flush spans and close pooled connections before the actor is killed."""
-        from stages.dispatch.litellm import close_loop_clients
-
         try:
-            await self.pipe.release_loop()
-            await close_loop_clients()
+            await self.pipe.aclose()
         finally:
             if self._telemetry is not None:
                 self._telemetry.shutdown()

@@ -56,7 +56,6 @@ class LiteLLMBackend:
         self, request: Request, ctx: Context, *, stream: bool = True
     ) -> AsyncIterator[Chunk]:
         litellm = await import_litellm()
-        ctx.shared.on_loop_end("litellm.clients", self.aclose)
         kwargs = build_kwargs(request, ctx.profile)
         if not stream:
             kwargs = {k: v for k, v in kwargs.items() if k not in ("stream", "stream_options")}
