@@ -84,8 +84,11 @@ class Pipeline:
         retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
 
         Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``, ...),
-        and ``backend=``: what dispatch sends through (``pipeline.backend.Backend``;
-        default: LiteLLM).
+        and ``backend=``: what dispatch sends through: ``"auto"`` (the default:
+        direct HTTP where the provider profile says the endpoint speaks OpenAI
+        chat-completions, litellm everywhere else), ``"litellm"`` (litellm for
+        everything), ``"openai"`` (direct for everything), or a
+        ``pipeline.backend.Backend``.
         """
         from pipeline.composition import default_pipeline
 

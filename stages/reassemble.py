@@ -7,6 +7,9 @@ emits: ``TextDelta`` and ``ReasoningDelta`` at once, as chunks arrive; after
 passes through: chunks that carry usage (for ``usage``), every other event
 buffers: tool-call fragments (a call is complete only at the end)
 
+``Finish.model`` is the first model a chunk names (a trailing usage chunk
+may name another: litellm's says the requested name), else the request's.
+
 When a tool call's arguments cannot be parsed even after repair, it raises
 ``MalformedToolCall`` before emitting any ``ToolCall``: a consumer never acts
 on half of a parallel batch.
@@ -48,7 +51,7 @@ def reassemble() -> Stage:
                     calls.add(frag)
                 if ev.finish_reason and finish_reason is None:
                     finish_reason = ev.finish_reason
-                if ev.model:
+                if ev.model and not model:  # the first model named is the one that answered
                     model = ev.model
                 if ev.usage is not None:
                     yield ev

@@ -317,7 +317,9 @@ async def run_case(
     return outcome, time.monotonic() - start
 
 
-async def test_mutated_real_streams_always_end_typed(fake: FakeProvider) -> None:
+@pytest.mark.parametrize("backend", ["litellm", "auto"])
+async def test_mutated_real_streams_always_end_typed(fake: FakeProvider, backend: str) -> None:
+    """``auto``: the OpenAI-format cases through the direct backend, the rest through litellm."""
     all_cases = cases()
     assert len(all_cases) == FUZZ_CASES
     replies = {f"case-{n}": reply for n, (_, _, reply, _) in enumerate(all_cases)}
@@ -328,13 +330,14 @@ async def test_mutated_real_streams_always_end_typed(fake: FakeProvider) -> None
     await warm_up(fake)
     fake.respond_with(respond)
     pipe = Pipeline.default(
+        backend=backend,
         policy=RetryPolicy(
             rate_limit_retries=0,
             transient_retries=0,
             empty_retries=0,
             first_chunk_timeout_s=FIRST_S,
             idle_timeout_s=IDLE_S,
-        )
+        ),
     )
     kinds: Counter[str] = Counter()
     slowest = 0.0
@@ -366,6 +369,7 @@ async def test_mutated_real_streams_always_end_typed(fake: FakeProvider) -> None
             _, still = await asyncio.wait(pending, timeout=2.0)
             assert not still, f"cases {batch}..{batch + AT_ONCE} left tasks pending: {still}"
         assert time.monotonic() - run_start < RUN_BOUND_S
+    await pipe.aclose()
     await close_loop_clients()
     # the fuzz reached both outcomes, and several kinds of error
     assert kinds["Response"] > 0 and sum(kinds.values()) == FUZZ_CASES
