@@ -45,8 +45,9 @@ from pipeline.errors import (
     StreamInterrupted,
     redact,
 )
-from pipeline.events import Event, ReasoningDelta, Request, Retrying, TextDelta, ToolCall
+from pipeline.events import Event, Request, Retrying
 from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
+from pipeline.response import ResponseBuilder
 from pipeline.runner import closing, once
 from pipeline.secrets import guard_logger
 from pipeline.stage import Segment, Stage
@@ -112,9 +113,7 @@ class Retry:
         deadline = None if policy.deadline_s is None else ctx.clock() + policy.deadline_s
         gate = select_gate(ctx, req)
         dumps = dump_dir(policy.dump_dir)
-        text: list[str] = []
-        calls: list[ToolCall] = []
-        delivered = False
+        delivered = ResponseBuilder()  # what reached the consumer, across attempts
         attempt = 0
         while True:
             attempt += 1
@@ -130,25 +129,17 @@ class Retry:
                             ev = await _pull(inner, ctx, deadline)
                         except StopAsyncIteration:
                             break
-                        kind = type(ev)
-                        if kind is TextDelta:
-                            text.append(ev.text)  # type: ignore[union-attr]
-                            delivered = True
-                        elif kind is ToolCall:
-                            calls.append(ev)  # type: ignore[arg-type]
-                            delivered = True
-                        elif kind is ReasoningDelta:
-                            delivered = True
+                        delivered.feed(ev)
                         yield ev
                 return
             except StreamInterrupted:
                 raise  # an inner segment's: it already carries what was delivered
             except PipelineError as exc:
-                if delivered:
+                if delivered.delivered:
                     raise StreamInterrupted(
                         f"the stream failed after content was delivered: {exc}",
-                        partial_text="".join(text),
-                        partial_tool_calls=calls,
+                        partial_text=delivered.text,
+                        partial_tool_calls=delivered.tool_calls,
                         transient=bool(getattr(exc, "transient", False)),
                     ) from exc
                 cause = cause_of(exc)

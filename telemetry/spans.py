@@ -37,7 +37,8 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from pipeline.context import Context
-from pipeline.events import Event, Finish, Retrying, TextEnd, ToolCall
+from pipeline.events import Event, Retrying
+from pipeline.response import ResponseBuilder
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
 from pipeline.stage import Stage
@@ -81,10 +82,9 @@ class CallTelemetry:
     """One call's telemetry, and the instrument of its stages (``ctx.instrument``)."""
 
     __slots__ = (
+        "answer",
         "attrs",
-        "calls",
         "capture",
-        "finish",
         "last_error",
         "last_retrying",
         "meters",
@@ -95,11 +95,9 @@ class CallTelemetry:
         "recording",
         "recs",
         "request",
-        "retries",
         "root",
         "spans",
         "started",
-        "text",
         "tracer",
         "ttfc",
     )
@@ -124,10 +122,8 @@ class CallTelemetry:
         self.pulling: _Rec | None = None
         self.started = 0.0
         self.ttfc: float | None = None
-        self.retries = 0
-        self.finish: Finish | None = None
-        self.text = ""
-        self.calls: list[ToolCall] = []
+        #: what the consumer was given: finish, retries, and the output content to capture
+        self.answer = ResponseBuilder()
         self.last_retrying: Retrying | None = None
         self.last_error: BaseException | None = None
 
@@ -164,17 +160,9 @@ class CallTelemetry:
         self._start_root()
         outcome, error = "ok", None
         try:
+            feed = self.answer.feed
             async for ev in events:
-                kind = type(ev)
-                if kind is Finish:
-                    self.finish = ev  # type: ignore[assignment]
-                elif kind is Retrying:
-                    self.retries += 1
-                elif self.capture:
-                    if kind is TextEnd:
-                        self.text = ev.text  # type: ignore[union-attr]
-                    elif kind is ToolCall:
-                        self.calls.append(ev)  # type: ignore[arg-type]
+                feed(ev)
                 yield ev
         except GeneratorExit:
             outcome = "closed"
@@ -222,16 +210,18 @@ class CallTelemetry:
         root = self.root
         try:
             if root is not None and self.recording:
+                answer = self.answer
                 attrs: dict[str, Any] = {
                     "llmpipe.outcome": outcome,
-                    "llmpipe.retries": self.retries,
+                    "llmpipe.retries": answer.retries,
                 }
-                if self.finish is not None:
-                    attrs.update(genai.response_attributes(self.finish))
+                if answer.finish is not None:
+                    attrs.update(genai.response_attributes(answer.finish))
                 if self.ttfc is not None:
                     attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.ttfc
-                if self.capture and (self.text or self.calls or self.finish is not None):
-                    attrs.update(genai.output_content(self.text, self.calls, self.finish))
+                if self.capture and (answer.delivered or answer.finish is not None):
+                    text = answer.text
+                    attrs.update(genai.output_content(text, answer.tool_calls, answer.finish))
                 root.set_attributes(attrs)
                 if error is not None:
                     self._fail(root, error)
@@ -246,7 +236,7 @@ class CallTelemetry:
                     self.attrs,
                     duration_s=duration if outcome in ("ok", "error") else None,
                     ttfc_s=self.ttfc,
-                    finish=self.finish,
+                    finish=self.answer.finish,
                     error_type=etype,
                 )
             except Exception:

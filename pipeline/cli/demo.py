@@ -18,6 +18,7 @@ from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCal
 from pipeline.pipeline import Pipeline
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request, ToolSpec
+from pipeline.response import ResponseBuilder
 from pipeline.testing.fakeprovider import (
     FakeProvider,
     Reasoning,
@@ -165,8 +166,7 @@ def _assistant_turn(text: str, calls: list[ToolCall]) -> dict[str, Any]:
 
 
 async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str, list[ToolCall]]:
-    text: list[str] = []
-    calls: list[ToolCall] = []
+    answer = ResponseBuilder()
     line_open = False  # an "assistant>" or "thinking>" line is being written
 
     def start(prefix: str) -> None:
@@ -185,11 +185,11 @@ async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str
     speaking = thinking = False
     async with pipe.stream(request) as events:
         async for ev in events:
+            answer.feed(ev)
             if isinstance(ev, TextDelta):
                 if not speaking:
                     start("assistant> ")
                     speaking, thinking = True, False
-                text.append(ev.text)
                 out.write(ev.text)
             elif isinstance(ev, ReasoningDelta):
                 if not thinking:
@@ -198,7 +198,6 @@ async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str
                 out.write(ev.text)
             elif isinstance(ev, ToolCall):
                 end()
-                calls.append(ev)
                 out.write(f"  tool call> {ev.name}({json.dumps(ev.arguments)}) [id {ev.id}]\n")
             elif isinstance(ev, Retrying):
                 end()
@@ -215,7 +214,7 @@ async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str
                 )
             out.flush()
     end()
-    return "".join(text).strip(), calls
+    return answer.text.strip(), answer.tool_calls
 
 
 _REASONS = {

@@ -51,8 +51,9 @@ from pipeline.errors import (
     RetriesExhausted,
     StageNotFound,
 )
-from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
+from pipeline.events import Finish, Retrying, ToolCall
 from pipeline.pipeline import Pipeline
+from pipeline.response import ResponseBuilder
 
 __all__ = ["BatchConfig", "Engine", "EngineError", "Outcome", "call_one", "plan", "run_batch"]
 
@@ -424,30 +425,20 @@ async def call_one(
     same whichever engine wrote it.
     """
     out = Outcome(item)
-    text: list[str] = []
-    reasoning: list[str] = []
+    answer = ResponseBuilder()
     started = clock()
     try:
         async with pipe.stream(item.request) as events:
             async for ev in events:
-                kind = type(ev)
-                if kind is TextDelta:
-                    text.append(ev.text)  # type: ignore[union-attr]
-                elif kind is ReasoningDelta:
-                    reasoning.append(ev.text)  # type: ignore[union-attr]
-                elif kind is ToolCall:
-                    out.tool_calls.append(ev)  # type: ignore[arg-type]
-                elif kind is Retrying:
-                    out.retries += 1
-                    if on_retry is not None:
-                        on_retry()
-                elif kind is Finish:
-                    out.finish = ev  # type: ignore[assignment]
+                answer.feed(ev)
+                if on_retry is not None and type(ev) is Retrying:
+                    on_retry()
     except Exception as exc:  # one line's failure is that line's result
         out.error = exc
+    out.text, out.reasoning, out.tool_calls = answer.text, answer.reasoning, answer.tool_calls
+    out.finish, out.retries = answer.finish, answer.retries
     if out.error is None and out.finish is None:
         out.error = _NoFinish("the stream ended without a finish")
-    out.text, out.reasoning = "".join(text), "".join(reasoning)
     out.elapsed_s = clock() - started
     return out
 
