@@ -51,7 +51,7 @@ from pipeline.response import ResponseBuilder
 from pipeline.runner import closing, once
 from pipeline.secrets import guard_logger
 from pipeline.stage import Segment, Stage
-from stages.dumps import dump_dir, dump_payload, write_dump
+from stages.dumps import DumpFile, dump_dir, write_dump
 from stages.gate import select_gate
 
 __all__ = ["Retry", "cause_of", "retry"]
@@ -194,7 +194,7 @@ async def _pull(inner: AsyncIterator[Event], ctx: Context, deadline: float | Non
 async def _dump(
     directory: Path, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: Attempt
 ) -> None:
-    payload = dump_payload(
+    dump = DumpFile.of(
         request=req,
         error_kind=cause,
         error=str(exc),
@@ -202,7 +202,7 @@ async def _dump(
         tokens=await ctx.count_tokens(req),
         chunks=attempt.recording or (),
     )
-    path = await write_dump(directory, payload, max_files=ctx.policy.max_dumps)
+    path = await write_dump(directory, dump, max_files=ctx.policy.max_dumps)
     if path is not None:
         log.warning("%s: failed request dumped to %s", req.model, path)
 

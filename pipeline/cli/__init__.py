@@ -295,7 +295,8 @@ async def _batch(args: argparse.Namespace, err: TextIO) -> int:
 
 
 async def _replay(args: argparse.Namespace, out: TextIO) -> int:
-    from stages.dispatch.replay import BadDump, read_dump, replay_dispatch
+    from stages.dispatch.replay import replay_dispatch
+    from stages.dumps import BadDump, read_dump
     from stages.retry import cause_of
 
     try:
