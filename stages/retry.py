@@ -46,7 +46,14 @@ from pipeline.errors import (
     redact,
 )
 from pipeline.events import Event, Request, Retrying
-from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
+from pipeline.policy import (
+    RETRY_CAUSES,
+    RetryCause,
+    RetryPolicy,
+    jittered,
+    retry_delay,
+    server_delay,
+)
 from pipeline.response import ResponseBuilder
 from pipeline.runner import closing, once
 from pipeline.secrets import guard_logger
@@ -59,7 +66,7 @@ __all__ = ["Retry", "cause_of", "retry"]
 log = guard_logger("llmpipe.retry")
 
 
-def cause_of(exc: BaseException) -> str | None:
+def cause_of(exc: BaseException) -> RetryCause | None:
     """The retry budget a failure draws on, or ``None`` if it is not retried."""
     if isinstance(exc, RetriesExhausted):  # an inner segment already spent a budget on it
         return None
@@ -72,7 +79,9 @@ def cause_of(exc: BaseException) -> str | None:
     return None
 
 
-def delay_for(cause: str, exc: PipelineError, n: int, policy: RetryPolicy) -> tuple[float, bool]:
+def delay_for(
+    cause: RetryCause, exc: PipelineError, n: int, policy: RetryPolicy
+) -> tuple[float, bool]:
     """``(seconds, server_given)`` before retry number ``n`` (from 0) of ``cause``."""
     if cause == "empty":
         return policy.empty_delay_s, False
@@ -109,7 +118,7 @@ class Retry:
 
     async def _attempts(self, req: Request, ctx: Context) -> AsyncIterator[Event]:
         policy = ctx.policy
-        used = {"rate_limited": 0, "transient": 0, "empty": 0}
+        used: dict[RetryCause, int] = dict.fromkeys(RETRY_CAUSES, 0)
         deadline = None if policy.deadline_s is None else ctx.clock() + policy.deadline_s
         gate = select_gate(ctx, req)
         dumps = dump_dir(policy.dump_dir)
@@ -192,7 +201,12 @@ async def _pull(inner: AsyncIterator[Event], ctx: Context, deadline: float | Non
 
 
 async def _dump(
-    directory: Path, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: Attempt
+    directory: Path,
+    req: Request,
+    ctx: Context,
+    exc: PipelineError,
+    cause: RetryCause,
+    attempt: Attempt,
 ) -> None:
     dump = DumpFile.of(
         request=req,

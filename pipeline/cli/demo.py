@@ -21,14 +21,14 @@ from pipeline.request import Request, ToolSpec
 from pipeline.response import ResponseBuilder
 from pipeline.testing.fakeprovider import (
     FakeProvider,
+    FinishStep,
     Reasoning,
     Reply,
     Stall,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
 )
-from pipeline.testing.fakeprovider import Finish as FinishStep
 
 __all__ = ["SCRIPT", "run_demo"]
 
@@ -72,7 +72,7 @@ SCRIPT: list[tuple[Reply, str]] = [
                 PAUSE,
                 ToolDelta(index=0, arguments='"Paris"}'),
                 FinishStep("tool_calls"),
-                Usage(52, 18),
+                UsageStep(52, 18),
             )
         ),
         "streamed text and a tool call in two fragments -> reassembled, the tool ran",
@@ -90,7 +90,7 @@ SCRIPT: list[tuple[Reply, str]] = [
                 *_streamed(
                     "It is 18 °C and sunny in Paris right now: a good day for a walk.",
                     FinishStep("stop"),
-                    Usage(87, 16, cached_tokens=52),
+                    UsageStep(87, 16, cached_tokens=52),
                 ),
             )
         ),

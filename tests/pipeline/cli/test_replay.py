@@ -14,7 +14,7 @@ import pytest
 from pipeline import Pipeline, cli
 from pipeline.events import Chunk, Request, TextDelta, ToolFragment
 from pipeline.policy import RetryPolicy
-from pipeline.testing import FakeClock, FakeProvider, Reply, Usage, text_chunks, tool_chunks
+from pipeline.testing import FakeClock, FakeProvider, Reply, UsageStep, text_chunks, tool_chunks
 from pipeline.tokens import estimate_tokens
 from stages import dumps
 from stages.dispatch.litellm import close_loop_clients
@@ -94,7 +94,7 @@ async def test_a_real_empty_answer_dump_replays_to_the_same_failure(
         count_tokens=estimate_tokens,
     )
     async with FakeProvider() as fake:  # production: litellm over HTTP
-        fake.script(Reply.empty(usage=Usage(9, 0)), Reply.text("ok"))
+        fake.script(Reply.empty(usage=UsageStep(9, 0)), Reply.text("ok"))
         req = msgspec.structs.replace(REQUEST, api_base=fake.base_url)
         try:
             assert (await prod.acomplete(req)).text == "ok"  # retried...
