@@ -1,9 +1,10 @@
-"""The ways to consume a pipeline run: a closing event stream, or a ``Response``.
+"""The ways to consume a pipeline run: a closing event stream, a ``Response``, or blocking.
 
 ``EventStream`` is what ``Pipeline.stream`` returns: an async context manager
 whose exit closes every stage (and so the HTTP response), whatever ended the
-block. ``collect`` folds events into a ``Response`` (``pipeline.response``)
+block. ``collect`` folds events into a ``Response`` (``ResponseBuilder``)
 once, at the end, instead of carrying a growing snapshot on every delta.
+``run_sync`` is how ``complete()`` blocks, inside a running loop too.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from pipeline.errors import PipelineMisuse
-from pipeline.events import Event, Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
-from pipeline.response import Response, Usage
+from pipeline.events import Event
+from pipeline.response import Response, ResponseBuilder
 
-__all__ = ["EventStream", "Response", "Usage", "collect", "run_sync"]
+__all__ = ["EventStream", "collect", "run_sync"]
 
 T = TypeVar("T")
 
@@ -32,40 +33,12 @@ async def collect(
     ``on_event`` sees every event as it arrives (to show text as it
     streams, say) before it is folded in; what it returns is ignored.
     """
-    text: list[str] = []
-    reasoning: list[str] = []
-    calls: list[ToolCall] = []
-    finish: Finish | None = None
-    retries = 0
+    answer = ResponseBuilder()
     async for ev in events:
         if on_event is not None:
             on_event(ev)
-        if isinstance(ev, TextDelta):
-            text.append(ev.text)
-        elif isinstance(ev, ToolCall):
-            calls.append(ev)
-        elif isinstance(ev, ReasoningDelta):
-            reasoning.append(ev.text)
-        elif isinstance(ev, Finish):
-            finish = ev
-        elif isinstance(ev, Retrying):
-            retries += 1
-    if finish is None:
-        return Response(text="".join(text), tool_calls=tuple(calls), reasoning="".join(reasoning))
-    return Response(
-        text="".join(text),
-        tool_calls=tuple(calls),
-        stop_reason=finish.stop_reason,
-        usage=Usage(
-            input_tokens=finish.input_tokens,
-            output_tokens=finish.output_tokens,
-            cached_tokens=finish.cached_tokens,
-            source=finish.usage_source,
-        ),
-        model=finish.model,
-        reasoning="".join(reasoning),
-        retries=retries,
-    )
+        answer.feed(ev)
+    return answer.build()
 
 
 class EventStream:

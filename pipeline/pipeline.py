@@ -15,10 +15,11 @@ from typing import Any
 from pipeline.context import Context, SharedState
 from pipeline.errors import PipelineMisuse, StageNotFound
 from pipeline.events import Event
-from pipeline.eventstream import EventStream, Response, collect, run_sync
+from pipeline.eventstream import EventStream, collect, run_sync
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
+from pipeline.response import Response
 from pipeline.runner import once
 from pipeline.stage import Instrument, Segment, Stage
 from pipeline.tokens import TokenCounter

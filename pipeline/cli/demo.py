@@ -11,27 +11,30 @@ it asks again for. It takes about two seconds (the waits are real, and short).
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
+from pipeline.cli.shared import pipeline_for, prepare
 from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
 from pipeline.pipeline import Pipeline
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request, ToolSpec
+from pipeline.response import ResponseBuilder
 from pipeline.testing.fakeprovider import (
     FakeProvider,
+    FinishStep,
     Reasoning,
     Reply,
     Stall,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
 )
-from pipeline.testing.fakeprovider import Finish as FinishStep
 
-__all__ = ["SCRIPT", "run_demo"]
+__all__ = ["SCRIPT", "demo", "run_demo"]
 
 MODEL = "openai/demo-model"
 WEATHER = ToolSpec(
@@ -73,7 +76,7 @@ SCRIPT: list[tuple[Reply, str]] = [
                 PAUSE,
                 ToolDelta(index=0, arguments='"Paris"}'),
                 FinishStep("tool_calls"),
-                Usage(52, 18),
+                UsageStep(52, 18),
             )
         ),
         "streamed text and a tool call in two fragments -> reassembled, the tool ran",
@@ -91,7 +94,7 @@ SCRIPT: list[tuple[Reply, str]] = [
                 *_streamed(
                     "It is 18 °C and sunny in Paris right now: a good day for a walk.",
                     FinishStep("stop"),
-                    Usage(87, 16, cached_tokens=52),
+                    UsageStep(87, 16, cached_tokens=52),
                 ),
             )
         ),
@@ -170,8 +173,7 @@ def _assistant_turn(text: str, calls: list[ToolCall]) -> dict[str, Any]:
 
 
 async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str, list[ToolCall]]:
-    text: list[str] = []
-    calls: list[ToolCall] = []
+    answer = ResponseBuilder()
     line_open = False  # an "assistant>" or "thinking>" line is being written
 
     def start(prefix: str) -> None:
@@ -190,11 +192,11 @@ async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str
     speaking = thinking = False
     async with pipe.stream(request) as events:
         async for ev in events:
+            answer.feed(ev)
             if isinstance(ev, TextDelta):
                 if not speaking:
                     start("assistant> ")
                     speaking, thinking = True, False
-                text.append(ev.text)
                 out.write(ev.text)
             elif isinstance(ev, ReasoningDelta):
                 if not thinking:
@@ -203,7 +205,6 @@ async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str
                 out.write(ev.text)
             elif isinstance(ev, ToolCall):
                 end()
-                calls.append(ev)
                 out.write(f"  tool call> {ev.name}({json.dumps(ev.arguments)}) [id {ev.id}]\n")
             elif isinstance(ev, Retrying):
                 end()
@@ -220,7 +221,7 @@ async def _turn_once(pipe: Pipeline, request: Request, out: TextIO) -> tuple[str
                 )
             out.flush()
     end()
-    return "".join(text).strip(), calls
+    return answer.text.strip(), answer.tool_calls
 
 
 _REASONS = {
@@ -228,3 +229,13 @@ _REASONS = {
     "empty": "empty answer",
     "transient": "transient failure",
 }
+
+
+async def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The ``llmpipe demo`` command: the session on the default pipeline, ``--trace`` applied."""
+    async with pipeline_for(args, policy=POLICY) as pipe:
+        # the fake provider speaks OpenAI chat-completions: "auto" sends to it directly
+        loading = args.backend == "litellm"
+        return await run_demo(
+            out, pipe=pipe, prepare=lambda: prepare(args, MODEL, None, err), loading=loading
+        )

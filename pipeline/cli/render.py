@@ -15,6 +15,7 @@ from pipeline.events import (
     ToolCall,
     encode,
 )
+from pipeline.response import ResponseBuilder
 
 __all__ = ["RunView", "describe", "isatty", "to_json"]
 
@@ -27,10 +28,10 @@ class RunView:
         self.dim = isatty(err)
         self.in_text = False  # the answer's line is open on out
         self.thinking = False  # a [thinking] block is open on err
-        self.retries = 0
-        self.finish: Finish | None = None
+        self.answer = ResponseBuilder()  # for the summary: finish, retries
 
     def show(self, ev: Event) -> None:
+        self.answer.feed(ev)
         if isinstance(ev, TextDelta):
             self._close_thinking()
             self.out.write(ev.text)
@@ -50,15 +51,12 @@ class RunView:
             self.err.write(f"[tool call] {ev.name}({to_json(ev.arguments)}) id={ev.id}{mark}\n")
         elif isinstance(ev, Retrying):
             self._close_thinking()
-            self.retries += 1
             self.err.write(
                 f"[retrying] {_REASONS.get(ev.reason, ev.reason)}: attempt {ev.attempt} failed;"
                 f" trying again in {ev.delay_s:.1f}s\n"
             )
         elif isinstance(ev, TextEnd):
             self.end_line()  # now: the --trace console tree is printed as the call ends
-        elif isinstance(ev, Finish):
-            self.finish = ev
 
     def end_line(self) -> None:
         """End the answer's line on stdout (and an open [thinking] block)."""
@@ -69,14 +67,14 @@ class RunView:
             self.in_text = False
 
     def summary(self, elapsed_s: float) -> None:
-        f = self.finish
+        f, n = self.answer.finish, self.answer.retries
         if f is None:
             return
-        retries = f" · {self.retries} {'retry' if self.retries == 1 else 'retries'}"
+        retries = f" · {n} {'retry' if n == 1 else 'retries'}" if n else ""
         self.err.write(
             f"[{f.stop_reason}] {f.input_tokens} in / {f.output_tokens} out tokens"
             f" ({f.cached_tokens} cached, usage {f.usage_source})"
-            f"{retries if self.retries else ''} · model {f.model} · {elapsed_s:.1f}s\n"
+            f"{retries} · model {f.model} · {elapsed_s:.1f}s\n"
         )
         self.err.flush()
 

@@ -26,7 +26,7 @@ from pipeline.compat.events import (
 )
 from pipeline.compat.helpers import error_text, is_recoverable
 from pipeline.events import Event, Finish, ReasoningDelta, TextDelta, TextEnd, ToolCall
-from pipeline.eventstream import Response
+from pipeline.response import Response
 
 __all__ = ["EventTranslator", "to_llm_response"]
 

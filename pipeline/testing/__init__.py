@@ -12,8 +12,8 @@ dispatch stage itself included, runs unchanged and offline::
 makes waits instant; ``text_chunks`` / ``tool_chunks`` write scripts in one
 line. ``FakeProvider`` is a real HTTP server on loopback speaking the OpenAI
 and Anthropic streaming formats, for end-to-end tests through real LiteLLM;
-its reply steps are ``Text``, ``Reasoning``, ``ToolDelta``, ``Finish``,
-``Usage``, ``Stall``, ``Drop``, ``Done``, ``Raw`` and ``Wire``.
+its reply steps are ``Text``, ``Reasoning``, ``ToolDelta``, ``FinishStep``,
+``UsageStep``, ``Stall``, ``Drop``, ``Done``, ``Raw`` and ``Wire``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pipeline.testing.fakeprovider import (
     Done,
     Drop,
     FakeProvider,
-    Finish,
+    FinishStep,
     Raw,
     Reasoning,
     RecordedRequest,
@@ -33,7 +33,7 @@ from pipeline.testing.fakeprovider import (
     Stall,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
     Wire,
 )
 from pipeline.testing.function import FunctionBackend
@@ -45,7 +45,7 @@ __all__ = [
     "Drop",
     "FakeClock",
     "FakeProvider",
-    "Finish",
+    "FinishStep",
     "FunctionBackend",
     "Raw",
     "Reasoning",
@@ -57,7 +57,7 @@ __all__ = [
     "Stall",
     "Text",
     "ToolDelta",
-    "Usage",
+    "UsageStep",
     "Wire",
     "scripted",
     "text_chunks",

@@ -17,6 +17,7 @@ are asserted too, for both backends, so a change in either shows.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,15 +31,15 @@ from pipeline.testing import (
     Drop,
     FakeClock,
     FakeProvider,
+    FinishStep,
     Raw,
     Reasoning,
     Reply,
     Stall,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
 )
-from pipeline.testing import Finish as FinishStep
 from tests.e2e import test_malformed_output_e2e as malformed
 from tests.e2e.conftest import warm_up
 from tests.e2e.test_resilience_e2e import GROQ_ERROR_EVENT
@@ -46,7 +47,9 @@ from tests.helpers import closed_port
 
 pytestmark = pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
 
-POLICY = RetryPolicy(
+#: the stall scenarios wait out these timeouts for real, so they are short; the others
+#: get room for a loaded machine (litellm takes a while to send its first request)
+STALLING = RetryPolicy(
     rate_limit_retries=2,
     transient_retries=1,
     empty_retries=1,
@@ -54,6 +57,7 @@ POLICY = RetryPolicy(
     idle_timeout_s=0.3,
     jitter=False,
 )
+POLICY = dataclasses.replace(STALLING, first_chunk_timeout_s=30.0, idle_timeout_s=30.0)
 TOOLS = [{"name": n, "parameters": {"type": "object", "properties": {}}} for n in ("f", "g")]
 
 
@@ -94,14 +98,17 @@ SCENARIOS: list[Scenario] = [
     s("text", TEXT),
     s(
         "text, usage on the finish chunk",
-        Reply.text("a", usage=Usage(11, 7), usage_after_finish=False),
+        Reply.text("a", usage=UsageStep(11, 7), usage_after_finish=False),
     ),
-    s("usage before the content", Reply(steps=(Usage(12, 3), Text("a"), FinishStep("stop")))),
+    s("usage before the content", Reply(steps=(UsageStep(12, 3), Text("a"), FinishStep("stop")))),
     s(
         "cached tokens in prompt_tokens_details",
-        Reply.text("a", usage=Usage(20, 2, cached_tokens=15)),
+        Reply.text("a", usage=UsageStep(20, 2, cached_tokens=15)),
     ),
-    s("cache_read_input_tokens", Reply.text("a", usage=Usage(20, 2, cache_read_input_tokens=9))),
+    s(
+        "cache_read_input_tokens",
+        Reply.text("a", usage=UsageStep(20, 2, cache_read_input_tokens=9)),
+    ),
     s(
         "usage on every chunk",
         Reply.raw(
@@ -114,7 +121,7 @@ SCENARIOS: list[Scenario] = [
     s("no usage from the provider", Reply.text("Hello there", usage=None)),
     s(
         "reasoning_content, then text",
-        Reply(steps=(Reasoning("let me think"), Text("42"), FinishStep("stop"), Usage(3, 2))),
+        Reply(steps=(Reasoning("let me think"), Text("42"), FinishStep("stop"), UsageStep(3, 2))),
     ),
     s(
         "delta.reasoning (Groq, OpenRouter)",
@@ -132,7 +139,7 @@ SCENARIOS: list[Scenario] = [
                 ToolDelta(index=0, id="call_B", name="f", arguments=""),
                 ToolDelta(index=0, arguments='{"city":"Rome"}'),
                 FinishStep("tool_calls"),
-                Usage(10, 5),
+                UsageStep(10, 5),
             )
         ),
     ),
@@ -163,7 +170,7 @@ SCENARIOS: list[Scenario] = [
             steps=(
                 ToolDelta(index=0, id="c", name="f", arguments='{"q":"x","o":["3-act","R"'),
                 FinishStep("length"),
-                Usage(5, 5),
+                UsageStep(5, 5),
             )
         ),
     ),
@@ -375,7 +382,6 @@ def summary(events: list[Event]) -> list[Any]:
 
 
 def error_summary(exc: PipelineError) -> dict[str, Any]:
-    cause = exc.__cause__ if isinstance(exc, RetriesExhausted) else None
     out: dict[str, Any] = {
         "class": exc.cause_class.__name__
         if isinstance(exc, RetriesExhausted) and exc.cause_class
@@ -388,7 +394,6 @@ def error_summary(exc: PipelineError) -> dict[str, Any]:
             k: v for k, v in getattr(exc, "headers", {}).items() if k.startswith("retry-after")
         },
     }
-    del cause
     if isinstance(exc, ProviderError) and exc.status_code is not None:
         out["message"] = str(exc)
     return out
@@ -401,7 +406,12 @@ async def run(backend: str, scenario: Scenario, fake: FakeProvider) -> dict[str,
     else:
         fake.script(*scenario.replies)
     clock = FakeClock()
-    pipe = Pipeline.default(backend=backend, sleep=clock.sleep, clock=clock.time, policy=POLICY)
+    stalls = any(
+        reply.delay or any(isinstance(step, Stall) for step in reply.steps)
+        for reply in scenario.replies
+    )
+    policy = STALLING if stalls else POLICY
+    pipe = Pipeline.default(backend=backend, sleep=clock.sleep, clock=clock.time, policy=policy)
     req = Request(
         **{
             "model": "openai/fake-model",
@@ -415,7 +425,7 @@ async def run(backend: str, scenario: Scenario, fake: FakeProvider) -> dict[str,
     events: list[Event] = []
     result: dict[str, Any] = {}
     try:
-        async with asyncio.timeout(20), pipe, pipe.stream(req) as stream:
+        async with asyncio.timeout(60), pipe, pipe.stream(req) as stream:
             async for ev in stream:
                 events.append(ev)
     except PipelineError as exc:

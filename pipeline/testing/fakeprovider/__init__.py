@@ -18,7 +18,7 @@ from pipeline.testing.fakeprovider.script import (
     Done,
     Drop,
     ErrorDetail,
-    Finish,
+    FinishStep,
     Raw,
     Reasoning,
     RecordedRequest,
@@ -27,7 +27,7 @@ from pipeline.testing.fakeprovider.script import (
     Step,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
     Wire,
 )
 from pipeline.testing.fakeprovider.server import FakeProvider
@@ -38,7 +38,7 @@ __all__ = [
     "Drop",
     "ErrorDetail",
     "FakeProvider",
-    "Finish",
+    "FinishStep",
     "Raw",
     "Reasoning",
     "RecordedRequest",
@@ -47,6 +47,6 @@ __all__ = [
     "Step",
     "Text",
     "ToolDelta",
-    "Usage",
+    "UsageStep",
     "Wire",
 ]

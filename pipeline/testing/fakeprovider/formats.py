@@ -12,16 +12,16 @@ from pipeline.testing.fakeprovider.script import (
     Api,
     Done,
     ErrorDetail,
-    Finish,
+    FinishStep,
     Reasoning,
     Step,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
 )
 
 
-def usage_json(u: Usage) -> dict[str, Any]:
+def usage_json(u: UsageStep) -> dict[str, Any]:
     out: dict[str, Any] = {
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
@@ -33,11 +33,11 @@ def usage_json(u: Usage) -> dict[str, Any]:
     return out
 
 
-def last_usage(steps: tuple[Step, ...]) -> Usage | None:
-    found: Usage | None = None
+def last_usage(steps: tuple[Step, ...]) -> UsageStep | None:
+    found: UsageStep | None = None
     for s in steps:
-        if isinstance(s, Usage) or (isinstance(s, Finish) and s.usage is not None):
-            found = s if isinstance(s, Usage) else s.usage
+        if isinstance(s, UsageStep) or (isinstance(s, FinishStep) and s.usage is not None):
+            found = s if isinstance(s, UsageStep) else s.usage
     return found
 
 
@@ -70,9 +70,9 @@ class OpenAIFormat:
     def events(self, step: Step) -> list[bytes]:
         if isinstance(step, Done):
             return [b"data: [DONE]\n\n"]
-        if isinstance(step, Usage):
+        if isinstance(step, UsageStep):
             return self._sse([], usage=usage_json(step))
-        if isinstance(step, Finish):
+        if isinstance(step, FinishStep):
             extra = {} if step.usage is None else {"usage": usage_json(step.usage)}
             return self._sse([{"index": 0, "delta": {}, "finish_reason": step.reason}], **extra)
         if isinstance(step, Text):
@@ -120,7 +120,7 @@ class OpenAIFormat:
             msg["reasoning_content"] = "".join(thoughts)
         if calls:
             msg["tool_calls"] = calls
-        reason = next((s.reason for s in reversed(steps) if isinstance(s, Finish)), "stop")
+        reason = next((s.reason for s in reversed(steps) if isinstance(s, FinishStep)), "stop")
         out = {
             **self.base,
             "object": "chat.completion",
@@ -201,7 +201,7 @@ class AnthropicFormat:
                 )
             if step.arguments:
                 delta = {"type": "input_json_delta", "partial_json": step.arguments}
-        elif isinstance(step, Finish):
+        elif isinstance(step, FinishStep):
             stop = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
             ev += [
                 *self._close(),

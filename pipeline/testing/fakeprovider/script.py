@@ -37,7 +37,7 @@ class ToolDelta:
 
 
 @dataclass(frozen=True)
-class Usage:
+class UsageStep:
     """Token usage; as a step (OpenAI) a usage-only chunk with ``"choices": []``."""
 
     prompt_tokens: int
@@ -47,11 +47,11 @@ class Usage:
 
 
 @dataclass(frozen=True)
-class Finish:
+class FinishStep:
     """A chunk carrying ``finish_reason`` (and ``usage`` on the same chunk if given)."""
 
     reason: str = "stop"
-    usage: Usage | None = None
+    usage: UsageStep | None = None
 
 
 @dataclass(frozen=True)
@@ -87,10 +87,12 @@ class Wire:
     data: bytes
 
 
-Step: TypeAlias = Text | Reasoning | ToolDelta | Finish | Usage | Stall | Drop | Done | Raw | Wire
+Step: TypeAlias = (
+    Text | Reasoning | ToolDelta | FinishStep | UsageStep | Stall | Drop | Done | Raw | Wire
+)
 
-_USAGE = Usage(10, 5)
-_NO_USAGE = Usage(10, 0)
+_USAGE = UsageStep(10, 5)
+_NO_USAGE = UsageStep(10, 0)
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -103,12 +105,12 @@ class ErrorDetail:
     code: str | None = None
 
 
-def _tail(finish: str | None, usage: Usage | None, after: bool) -> tuple[Step, ...]:
+def _tail(finish: str | None, usage: UsageStep | None, after: bool) -> tuple[Step, ...]:
     if finish is None:
         return () if usage is None else (usage,)
     if usage is None or after:
-        return (Finish(finish),) + (() if usage is None else (usage,))
-    return (Finish(finish, usage),)
+        return (FinishStep(finish),) + (() if usage is None else (usage,))
+    return (FinishStep(finish, usage),)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ class Reply:
         cls,
         *parts: str,
         finish: str | None = "stop",
-        usage: Usage | None = _USAGE,
+        usage: UsageStep | None = _USAGE,
         usage_after_finish: bool = True,
     ) -> Reply:
         """A text reply; usage as a separate chunk after finish, as OpenAI's include_usage."""
@@ -144,7 +146,7 @@ class Reply:
         cls,
         *calls: tuple[str, str, Mapping[str, Any] | str],
         finish: str | None = "tool_calls",
-        usage: Usage | None = _USAGE,
+        usage: UsageStep | None = _USAGE,
     ) -> Reply:
         """(id, name, arguments) per call at index 0, 1, ..; arguments split in 2 fragments."""
         steps: list[Step] = []
@@ -187,7 +189,7 @@ class Reply:
         )
 
     @classmethod
-    def empty(cls, finish: str = "stop", usage: Usage | None = _NO_USAGE) -> Reply:
+    def empty(cls, finish: str = "stop", usage: UsageStep | None = _NO_USAGE) -> Reply:
         """A stream without content: only the finish (and usage)."""
         return cls(_tail(finish, usage, True))
 

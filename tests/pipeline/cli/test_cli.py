@@ -10,12 +10,12 @@ from pipeline import cli, errors
 from pipeline.testing import (
     Drop,
     FakeProvider,
-    Finish,
+    FinishStep,
     Reasoning,
     Reply,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
 )
 from tests.helpers import closed_port
 
@@ -176,8 +176,8 @@ def test_run_shows_reasoning_tool_calls_and_retries_apart_from_the_answer(
                 Reasoning("Think first."),
                 Text("Checking."),
                 ToolDelta(index=0, id="c1", name="search", arguments='{"q": "sky"}'),
-                Finish("tool_calls"),
-                Usage(20, 9),
+                FinishStep("tool_calls"),
+                UsageStep(20, 9),
             )
         ),
     )

@@ -12,13 +12,15 @@ import msgspec
 import pytest
 
 from pipeline import Pipeline, cli
+from pipeline.cli.replay import replay
 from pipeline.events import Chunk, Request, TextDelta, ToolFragment
 from pipeline.policy import RetryPolicy
-from pipeline.testing import FakeClock, FakeProvider, Reply, Usage, text_chunks, tool_chunks
+from pipeline.testing import FakeClock, FakeProvider, Reply, UsageStep, text_chunks, tool_chunks
 from pipeline.tokens import estimate_tokens
 from stages import dumps
 from stages.dispatch.litellm import close_loop_clients
-from stages.dispatch.replay import FORMAT, BadDump, load_dump, replay_dispatch
+from stages.dispatch.replay import replay_dispatch
+from stages.dumps import BadDump, DumpFile, decode_dump, encode_dump
 
 REQUEST = Request(
     model="openai/prod-model",
@@ -28,7 +30,7 @@ REQUEST = Request(
 
 
 def write_dump(path: Path, chunks: list[Chunk], kind: str = "empty") -> Path:
-    payload = dumps.dump_payload(
+    dump = DumpFile.of(
         request=REQUEST,
         error_kind=kind,
         error="openai/prod-model returned no text and no tool call",
@@ -36,17 +38,13 @@ def write_dump(path: Path, chunks: list[Chunk], kind: str = "empty") -> Path:
         tokens=(5, "estimate"),
         chunks=chunks,
     )
-    path.write_bytes(msgspec.json.encode(payload))
+    path.write_bytes(encode_dump(dump))
     return path
-
-
-def test_the_replay_format_is_the_one_dumps_write() -> None:
-    assert FORMAT == dumps.FORMAT
 
 
 def test_a_dump_decodes_to_the_request_and_chunks_it_recorded(tmp_path: Path) -> None:
     chunks = [*tool_chunks(("c1", "search", '{"q": 1}')), Chunk(text="hi", reasoning="r")]
-    dump = load_dump(write_dump(tmp_path / "d.json", chunks).read_bytes())
+    dump = decode_dump(write_dump(tmp_path / "d.json", chunks).read_bytes())
     assert dump.chunks == tuple(chunks)
     assert dump.request.messages == REQUEST.messages and dump.request.api_key is None
     assert (dump.error_kind, dump.attempt, dump.estimated_tokens) == ("empty", 1, 5)
@@ -65,13 +63,14 @@ def test_a_dump_decodes_to_the_request_and_chunks_it_recorded(tmp_path: Path) ->
         (
             b'{"format": "llmpipe.failed-request/1", "request": {"model": "m",'
             b' "messages": [{"role": "user", "content": "x"}]}, "chunks": {}}',
-            "expected a JSON list of chunks",
+            "the recorded request or chunks do not decode: Expected `array`, got `object`"
+            " - at `$.chunks`",
         ),
     ],
 )
 def test_a_file_that_is_not_a_dump_says_why(data: bytes, problem: str) -> None:
     with pytest.raises(BadDump, match="^" + re.escape(problem)):
-        load_dump(data)
+        decode_dump(data)
 
 
 async def test_the_replay_dispatch_plays_the_chunks_for_every_request() -> None:
@@ -96,7 +95,7 @@ async def test_a_real_empty_answer_dump_replays_to_the_same_failure(
         count_tokens=estimate_tokens,
     )
     async with FakeProvider() as fake:  # production: litellm over HTTP
-        fake.script(Reply.empty(usage=Usage(9, 0)), Reply.text("ok"))
+        fake.script(Reply.empty(usage=UsageStep(9, 0)), Reply.text("ok"))
         req = msgspec.structs.replace(REQUEST, api_base=fake.base_url)
         try:
             assert (await prod.acomplete(req)).text == "ok"  # retried...
@@ -106,7 +105,7 @@ async def test_a_real_empty_answer_dump_replays_to_the_same_failure(
 
     stdout = io.StringIO()
     args = argparse.Namespace(dump=str(dump), json=False, chunks=True, show_request=False)
-    code = await cli._replay(args, stdout)
+    code = await replay(args, stdout)
     out = stdout.getvalue()
     assert code == 5  # what `llmpipe run` exits with for an empty answer
     assert f"replaying {dump}" in out

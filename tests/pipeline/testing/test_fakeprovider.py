@@ -15,7 +15,7 @@ from pipeline.testing.fakeprovider import (
     Done,
     Drop,
     FakeProvider,
-    Finish,
+    FinishStep,
     Raw,
     Reasoning,
     RecordedRequest,
@@ -23,7 +23,7 @@ from pipeline.testing.fakeprovider import (
     Stall,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
     Wire,
 )
 
@@ -59,7 +59,7 @@ def chunks(data: list[str]) -> list[dict[str, Any]]:
 async def test_streamed_text_chunks_usage_chunk_and_done(
     fake: FakeProvider, client: httpx.AsyncClient
 ) -> None:
-    fake.script(Reply.text("Hel", "lo", usage=Usage(7, 2, cached_tokens=3)))
+    fake.script(Reply.text("Hel", "lo", usage=UsageStep(7, 2, cached_tokens=3)))
     data = await sse(client)
     assert data[-1] == "[DONE]"
     assert data.count("[DONE]") == 1
@@ -84,7 +84,7 @@ async def test_streamed_text_chunks_usage_chunk_and_done(
 async def test_usage_on_finish_chunk_and_empty_reply(
     fake: FakeProvider, client: httpx.AsyncClient
 ) -> None:
-    usage = Usage(4, 1, cache_read_input_tokens=2)
+    usage = UsageStep(4, 1, cache_read_input_tokens=2)
     fake.script(Reply.text("x", usage=usage, usage_after_finish=False), Reply.empty("length"))
     objs = chunks(await sse(client))
     assert len(objs) == 2
@@ -109,7 +109,7 @@ async def test_tool_deltas_with_explicit_index_patterns(
         ToolDelta(0, arguments="1}"),
         ToolDelta(0, "b", "g", ""),
         ToolDelta(None, arguments='{"y":2}'),
-        Finish("tool_calls"),
+        FinishStep("tool_calls"),
     )
     fake.script(Reply(steps), Reply(steps))
     objs = chunks(await sse(client))
@@ -160,8 +160,8 @@ async def test_non_streamed_assembly(fake: FakeProvider, client: httpx.AsyncClie
                 Reasoning("hard"),
                 Text("Hel"),
                 Text("lo"),
-                Finish("length"),
-                Usage(3, 4),
+                FinishStep("length"),
+                UsageStep(3, 4),
             )
         )
     )
@@ -335,8 +335,8 @@ async def test_anthropic_stream_event_sequence(
                 Text("!"),
                 ToolDelta(id="t1", name="f", arguments='{"a"'),
                 ToolDelta(arguments=":1}"),
-                Finish("tool_calls"),
-                Usage(7, 3, cache_read_input_tokens=5),
+                FinishStep("tool_calls"),
+                UsageStep(7, 3, cache_read_input_tokens=5),
             )
         )
     )
@@ -393,7 +393,7 @@ async def test_anthropic_non_streamed_message(
                 Text("y"),
                 ToolDelta(id="t", name="f", arguments='{"k"'),
                 ToolDelta(arguments=": [1]}"),
-                Finish("stop", Usage(2, 9)),
+                FinishStep("stop", UsageStep(2, 9)),
             )
         )
     )

@@ -26,7 +26,7 @@ import pytest
 
 from pipeline import cli
 from pipeline.testing import FakeProvider as Fake
-from pipeline.testing import Finish, RecordedRequest, Reply, Stall, Text, Usage
+from pipeline.testing import FinishStep, RecordedRequest, Reply, Stall, Text, UsageStep
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 12
@@ -47,7 +47,7 @@ class Script:
             return Reply.error(429, "slow down", headers={"retry-after-ms": "1"})
         if self.hanging and int(prompt.rsplit("-", 1)[1]) >= FAST:
             return Reply((Text("partial "), Stall(None)))
-        return Reply((Text("answer to "), Text(prompt), Finish("stop"), Usage(7, 3)))
+        return Reply((Text("answer to "), Text(prompt), FinishStep("stop"), UsageStep(7, 3)))
 
 
 @pytest.fixture(scope="module")
