@@ -127,7 +127,8 @@ async def openai_sdk(base: str) -> tuple[Stream, Callable[[], Awaitable[None]]]:
 
 
 async def litellm_alone(base: str) -> tuple[Stream, Callable[[], Awaitable[None]]]:
-    from stages.dispatch.litellm import close_loop_clients, load_litellm
+    from stages.dispatch.litellm import close_loop_clients
+    from stages.dispatch.litellm.loader import load_litellm
 
     litellm = load_litellm()
 
@@ -167,7 +168,7 @@ def llmpipe(
 
         pipe = Pipeline.default(backend=backend, policy=RetryPolicy(max_in_flight=1000))
         if backend == "litellm":
-            from stages.dispatch.litellm import load_litellm
+            from stages.dispatch.litellm.loader import load_litellm
 
             load_litellm()
 

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 
 from pipeline.context import Context
 from pipeline.events import Chunk, Event, Finish, ReasoningDelta, TextDelta, TextEnd
+from pipeline.pieces import Pieces
 from pipeline.runner import closing
 from pipeline.secrets import guard_logger
 from pipeline.stage import Stage, stage
@@ -33,7 +34,7 @@ log = guard_logger("llmpipe.reassemble")
 
 def reassemble() -> Stage:
     async def run(upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
-        text: list[str] = []
+        text = Pieces()  # the characters, not an object per delta
         calls = ToolCallAssembler()
         finish_reason: str | None = None
         model = ""
@@ -57,7 +58,7 @@ def reassemble() -> Stage:
                     yield ev
         tool_calls = calls.finish()
         if text:
-            yield TextEnd(text="".join(text))
+            yield TextEnd(text=str(text))
         for call in tool_calls:
             if call.repaired:
                 log.warning("repaired truncated arguments of tool call %r (%s)", call.name, call.id)

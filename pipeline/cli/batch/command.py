@@ -42,7 +42,7 @@ async def batch(args: argparse.Namespace, err: TextIO) -> int:
             )
     from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
 
-    spec = WorkerSpec(policy=policy_for(args.retries), trace=args.trace)
+    spec = WorkerSpec(policy=policy_for(args.retries), trace=args.trace, backend=args.backend)
     engine = RayEngine(
         spec,
         workers=args.workers,
