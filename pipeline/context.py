@@ -96,10 +96,17 @@ class Context:
     attempt: Attempt | None = None
 
     def run(
-        self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event]
+        self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], *, part: str | None = None
     ) -> AsyncIterator[Event]:
-        """Chain ``stages`` onto ``upstream``; segments call this for their inner stages."""
-        return run_stages(stages, upstream, self)
+        """Chain ``stages`` onto ``upstream``; segments call this for their inner stages.
+
+        ``part`` names this run of them when a segment runs them more than once
+        (``"attempt 2"``): the instrument may then observe the run as a whole
+        (telemetry gives it a span of its own).
+        """
+        if part is None:
+            return run_stages(stages, upstream, self)
+        return self.instrument.part(part, stages, upstream, self)
 
     def for_attempt(self, attempt: Attempt) -> Context:
         """This context for one attempt of a segment's inner stages (a shallow copy)."""

@@ -86,7 +86,15 @@ class Instrument(Protocol):
       retry segment the run belongs to (``None`` outside one);
     - ``first_chunk`` is called by dispatch from inside its own pull, when the
       first chunk of an answer arrives (once per request it sends), with the
-      context of that run.
+      context of that run;
+    - ``part`` starts one labelled run of a segment's inner stages (``retry``:
+      ``"attempt 2"``; a fallback: its target), through ``ctx.run(...,
+      part=label)``: it chains them (``run_stages``) and may observe the run
+      as a whole;
+    - ``part_failed`` is called by a segment whose part (run with ``ctx``)
+      failed with ``error`` and which carries on as ``then`` says (a
+      ``Retrying`` event, before it is yielded). A segment that raises
+      instead says nothing: its own run ends with the error.
 
     Subclass ``PlainInstrument`` to observe only some of these.
     """
@@ -100,6 +108,12 @@ class Instrument(Protocol):
     ) -> AsyncIterator[Event]: ...
 
     def first_chunk(self, ctx: Context) -> None: ...
+
+    def part(
+        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]: ...
+
+    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None: ...
 
 
 class PlainInstrument:
@@ -118,6 +132,14 @@ class PlainInstrument:
         return st(upstream, ctx)
 
     def first_chunk(self, ctx: Context) -> None:
+        return None
+
+    def part(
+        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return run_stages(stages, upstream, ctx)
+
+    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
         return None
 
 

@@ -1,32 +1,37 @@
-"""Spans of one call: a root span ``chat {model}`` and a child span per stage, by wrapping.
+"""Spans of one call: a root span ``chat {model}``, a span per stage run and per attempt.
 
 Stage bodies hold no span code: ``CallTelemetry`` is the call's instrument
 (``ctx.instrument``, put there by ``TelemetryInstrument``), so ``run_stages``
-hands it every stage to wrap. Each stage's span
+hands it every stage to wrap, and segments hand it every labelled run of
+their inner stages (``ctx.run(..., part="attempt 2")``). What telemetry knows
+it is told, never guessed from names or from the current span:
 
-- starts on the stage's first pull, with an explicit parent: the call's root
-  span, or the segment (``retry``, ``tool_compat``) whose inner stage it is;
-- is current only around each pull from the stage, never across a ``yield``,
-  so the consumer's own spans never become its children and no context is
-  left attached when a stream is closed from another task or by the garbage
-  collector;
-- ends exactly once, in ``finally``, with its outcome: ok, closed (the
-  consumer stopped early), cancelled, or error (the only one with an error
-  status); with the events in and out and the time spent in the stage itself
-  (its pulls less its upstream's).
+- each stage run gets a context whose instrument is bound to that run
+  (``_Bound``): the stages a segment chains through it are its children, the
+  parts it starts are its children, and dispatch's ``first_chunk`` names
+  the run it came from;
+- a part's attempt number is ``ctx.attempt``; what the segment does after a
+  failed part (``Retrying``: cause and delay) comes through ``part_failed``.
 
-``Retrying`` events become span events of the stage that emitted them.
-What telemetry knows of attempts and chunks it is told: a stage run's attempt
-is ``ctx.attempt`` (the retry segment's copy of the context), and dispatch
-calls ``first_chunk`` from inside its own pull when an answer's first chunk
-arrives, so the time to first chunk goes on the span of the stage being
-pulled then, and the first of the call on the root. Telemetry never breaks
-the pipeline: its own failures are logged at debug level.
+How the tree reads in a backend that sorts siblings by start time: every
+span starts at the moment its run was built, which is pipeline order (a
+chain is built front to back; stamps are kept at least 1 µs apart), and a
+stage that ran to its end ends when it gave its last event, so ``normalize``
+lasts the 0.1 ms of its work rather than the whole call. Spans are still
+started on the first pull (so a chain built and never run leaves none
+open), made current only around each pull, never across a ``yield``, and
+ended exactly once, in ``finally`` (``telemetry.runs``).
+
+Error status only where a failure arose: the stage that raised it (with the
+``exception`` event), the attempt it ended, and the root when the call
+failed; a stage it only passed through ends ``closed``. With OpenInference
+on, what succeeded is ``OK``. Telemetry never breaks the pipeline: its own
+failures are logged at debug level.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,91 +46,76 @@ from pipeline.events import Event, Retrying
 from pipeline.response import ResponseBuilder
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
-from pipeline.stage import Stage
+from pipeline.stage import PlainInstrument, Stage
 from telemetry import genai
+from telemetry import openinference as oi
 from telemetry.metrics import CallMetrics
+from telemetry.runs import Count, Rec, aclose, counted, ended_by, run_part, run_stage
 
 __all__ = ["CallTelemetry"]
 
 log = guard_logger("llmpipe.telemetry")
 
-
-class _Count:
-    """How many events an iterator gave (a stage's events out, its downstream's events in)."""
-
-    __slots__ = ("out",)
-
-    def __init__(self) -> None:
-        self.out = 0
-
-
-class _Rec(_Count):
-    """One stage run's measurements, and its span once started."""
-
-    __slots__ = ("attempt", "index", "name", "parent", "self_s", "span", "started", "up")
-
-    def __init__(
-        self, name: str, index: int, up: _Count, parent: Span | None, attempt: int | None
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.index = index
-        self.up = up
-        self.parent = parent
-        self.attempt = attempt
-        self.self_s = 0.0
-        self.span: Span | None = None
-        self.started = 0.0
+OK = Status(StatusCode.OK)
 
 
 class CallTelemetry:
-    """One call's telemetry, and the instrument of its stages (``ctx.instrument``)."""
+    """One call's telemetry, and the instrument of its top-level stages (``ctx.instrument``)."""
 
     __slots__ = (
         "answer",
         "attrs",
         "capture",
-        "last_error",
         "last_retrying",
         "meters",
         "nested",
+        "oi",
         "parent",
+        "pending",
         "profile",
-        "pulling",
         "recording",
         "recs",
         "request",
         "root",
-        "spans",
+        "seen",
+        "stamp_ns",
         "started",
+        "started_ns",
         "tracer",
         "ttfc",
     )
 
     def __init__(
-        self, ctx: Context, tracer: Tracer | None, meters: CallMetrics | None, capture: bool
+        self,
+        ctx: Context,
+        tracer: Tracer | None,
+        meters: CallMetrics | None,
+        capture: bool,
+        openinference: bool = True,
     ) -> None:
         self.request, self.profile = ctx.request, ctx.profile
         self.tracer = tracer
         self.meters = meters
         self.capture = capture
+        self.oi = openinference
         #: the context current when the call started: the root span's parent
         self.parent = otel_context.get_current()
         self.root: Span | None = None
         self.recording = False
         self.attrs: dict[str, Any] = {}
-        #: this call's stage spans and stage runs (kept, so no id is reused while it runs)
-        self.spans: dict[int, Span] = {}
-        self.recs: dict[AsyncIterator[Event], _Rec] = {}
+        #: this call's stage runs by the iterator they return (kept while it runs)
+        self.recs: dict[AsyncIterator[Event], Rec] = {}
+        #: failures already recorded where they arose, by id (kept, so no id is reused)
+        self.seen: dict[int, BaseException] = {}
+        #: failed parts waiting for their segment's word (``part_failed``), by context id
+        self.pending: dict[int, tuple[Context, Rec]] = {}
         self.nested = 0.0
-        #: the stage run whose pull is in progress, innermost (whom ``first_chunk`` is about)
-        self.pulling: _Rec | None = None
-        self.started = 0.0
+        self.started = time.perf_counter()
+        self.started_ns = self.stamp_ns = time.time_ns()
         self.ttfc: float | None = None
         #: what the consumer was given: finish, retries, and the output content to capture
         self.answer = ResponseBuilder()
         self.last_retrying: Retrying | None = None
-        self.last_error: BaseException | None = None
 
     # --- the instrument of this call ------------------------------------------------
 
@@ -137,181 +127,116 @@ class CallTelemetry:
     def stage(
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
     ) -> AsyncIterator[Event]:
+        return self.wrap(st, upstream, ctx, None)
+
+    def first_chunk(self, ctx: Context) -> None:
+        self.ttfc = time.perf_counter() - self.started
+
+    def part(
+        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return self.wrap_part(label, stages, upstream, ctx, None)
+
+    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
+        entry = self.pending.pop(id(ctx), None)
+        if entry is not None:
+            self.end_part(entry[1], error, then)
+
+    # --- what the bound instruments call ------------------------------------------------
+
+    def ns(self, perf: float) -> int:
+        """A ``perf_counter`` reading as span time (nanoseconds since the epoch)."""
+        return self.started_ns + int((perf - self.started) * 1e9)
+
+    def stamp(self) -> tuple[int, float]:
+        """Now, as span time at least 1 µs after the last stamp, and as ``perf_counter``."""
+        perf = time.perf_counter()
+        ns = max(self.ns(perf), self.stamp_ns + 1000)
+        self.stamp_ns = ns
+        return ns, perf
+
+    def wrap(
+        self, st: Stage, upstream: AsyncIterator[Event], ctx: Context, parent: Rec | None
+    ) -> AsyncIterator[Event]:
         if self.tracer is None:  # metrics only: first_chunk is all they need
             return st(upstream, ctx)
         up = self.recs.get(upstream)
         if up is None:
-            counter = _Count()
-            upstream = _counted(upstream, counter)
+            counter = Count()
+            upstream = counted(upstream, counter)
             index = 0
         else:
             counter, index = up, up.index + 1
-        # Inside a segment's pull its span is current: it is the parent.
-        parent = self.spans.get(id(trace.get_current_span()))
         attempt = ctx.attempt.number if ctx.attempt is not None else None
-        rec = _Rec(st.name, index, counter, parent, attempt)
-        wrapped = self._stage(st(upstream, ctx), rec)
+        rec = Rec(st.name, index, counter, parent, attempt, self.stamp())
+        inner = st(upstream, dataclasses.replace(ctx, instrument=_Bound(self, rec)))
+        wrapped = run_stage(self, inner, rec)
         self.recs[wrapped] = rec
         return wrapped
 
-    # --- the root span ----------------------------------------------------------------
+    def wrap_part(
+        self,
+        label: str,
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
+        parent: Rec | None,
+    ) -> AsyncIterator[Event]:
+        if self.tracer is None:
+            return run_stages(stages, upstream, ctx)
+        self.seen.clear()  # what failed in an earlier part is no longer on its way out
+        attempt = ctx.attempt.number if ctx.attempt is not None else None
+        rec = Rec(label, 0, Count(), parent, attempt, self.stamp(), part=True)
+        if parent is not None:
+            parent.parts.append(rec)
+        inner = run_stages(stages, upstream, dataclasses.replace(ctx, instrument=_Bound(self, rec)))
+        return run_part(self, inner, rec, ctx)
 
-    async def _root(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
-        self._start_root()
-        outcome, error = "ok", None
-        try:
-            feed = self.answer.feed
-            async for ev in events:
-                feed(ev)
-                yield ev
-        except GeneratorExit:
-            outcome = "closed"
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        except BaseException as exc:
-            outcome, error = "error", exc
-            raise
-        finally:
+    def first_chunk_in(self, rec: Rec) -> None:
+        """Dispatch got an answer's first chunk: the call's time to it (the last one
+        reported is the answer's: a later attempt starts only after an earlier
+        one delivered nothing), and dispatch's own on its span."""
+        now = time.perf_counter()
+        self.ttfc = now - self.started
+        if rec.span is not None:
             try:
-                await _aclose(events)
-            finally:
-                self._end_root(outcome, error)
-
-    def _start_root(self) -> None:
-        self.started = time.perf_counter()
-        try:
-            req, profile = self.request, self.profile
-            self.attrs = genai.request_attributes(req, profile)
-            if self.tracer is None:
-                return
-            root = self.tracer.start_span(
-                f"{genai.OPERATION} {self.attrs[ga.GEN_AI_REQUEST_MODEL]}",
-                context=self.parent,
-                kind=SpanKind.CLIENT,
-                attributes=self.attrs,
-            )
-            self.root = root
-            self.recording = root.is_recording()
-            if self.recording:
-                root.set_attributes(genai.request_span_attributes(req))
-                if self.capture:
-                    root.set_attributes(genai.input_content(req))
-        except Exception:
-            log.debug("telemetry: cannot start the call's span", exc_info=True)
-            self.recording = False
-
-    def _end_root(self, outcome: str, error: BaseException | None) -> None:
-        duration = time.perf_counter() - self.started
-        self.spans.clear()
-        self.recs.clear()
-        etype = genai.error_type(error) if error is not None else None
-        root = self.root
-        try:
-            if root is not None and self.recording:
-                answer = self.answer
-                attrs: dict[str, Any] = {
-                    "llmpipe.outcome": outcome,
-                    "llmpipe.retries": answer.retries,
-                }
-                if answer.finish is not None:
-                    attrs.update(genai.response_attributes(answer.finish))
-                if self.ttfc is not None:
-                    attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.ttfc
-                if self.capture and (answer.delivered or answer.finish is not None):
-                    text = answer.text
-                    attrs.update(genai.output_content(text, answer.tool_calls, answer.finish))
-                root.set_attributes(attrs)
-                if error is not None:
-                    self._fail(root, error)
-        except Exception:
-            log.debug("telemetry: cannot finish the call's span", exc_info=True)
-        finally:
-            if root is not None:
-                root.end()
-        if self.meters is not None:
-            try:
-                self.meters.record(
-                    self.attrs,
-                    duration_s=duration if outcome in ("ok", "error") else None,
-                    ttfc_s=self.ttfc,
-                    finish=self.answer.finish,
-                    error_type=etype,
-                )
+                rec.span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, now - rec.built_s)
             except Exception:
-                log.debug("telemetry: cannot record the call's metrics", exc_info=True)
+                log.debug("telemetry: cannot record the first chunk", exc_info=True)
 
-    # --- stage spans ------------------------------------------------------------------
-
-    async def _stage(self, inner: AsyncIterator[Event], rec: _Rec) -> AsyncIterator[Event]:
-        span = self._start_stage(rec) if self.recording else None
-        if span is None:  # not sampled (or the span could not start): no span, same events
-            try:
-                async for ev in inner:
-                    yield ev
-            finally:
-                await _aclose(inner)
-            return
-        span_ctx = trace.set_span_in_context(span, self.parent)
-        attach, detach, clock = otel_context.attach, otel_context.detach, time.perf_counter
-        outcome, error = "ok", None
-        rec.span, rec.started = span, clock()
-        try:
-            while True:
-                token = attach(span_ctx)
-                nested, outer = self.nested, self.pulling
-                self.pulling = rec
-                t0 = clock()
-                try:
-                    ev = await inner.__anext__()
-                except StopAsyncIteration:
-                    break
-                finally:
-                    spent = clock() - t0
-                    rec.self_s += spent - (self.nested - nested)
-                    self.nested = nested + spent
-                    self.pulling = outer
-                    detach(token)
-                rec.out += 1
-                if type(ev) is Retrying and ev is not self.last_retrying:
-                    self.last_retrying = ev
-                    self._retrying(span, ev)
-                yield ev
-        except GeneratorExit:
-            outcome = "closed"
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        except BaseException as exc:
-            outcome, error = "error", exc
-            raise
-        finally:
-            try:
-                await _aclose(inner)
-            finally:
-                self._end_stage(span, rec, outcome, error)
-
-    def _start_stage(self, rec: _Rec) -> Span | None:
-        parent = rec.parent if rec.parent is not None else self.root
+    def start_span(self, rec: Rec) -> Span | None:
+        parent = rec.parent.span if rec.parent is not None else self.root
         if self.tracer is None or parent is None:
             return None
-        attrs: dict[str, Any] = {"llmpipe.stage.name": rec.name, "llmpipe.stage.index": rec.index}
+        attrs: dict[str, Any] = {}
+        if not rec.part:
+            attrs["llmpipe.stage.name"] = rec.name
+            attrs["llmpipe.stage.index"] = rec.index
         if rec.attempt is not None:
             attrs["llmpipe.attempt"] = rec.attempt
+        if self.oi:
+            attrs[oi.KIND] = oi.CHAIN
         try:
             span = self.tracer.start_span(
-                rec.name, context=trace.set_span_in_context(parent, self.parent), attributes=attrs
+                rec.name,
+                context=trace.set_span_in_context(parent, self.parent),
+                attributes=attrs,
+                start_time=rec.built_ns,
             )
         except Exception:
-            log.debug("telemetry: cannot start a stage span", exc_info=True)
+            log.debug("telemetry: cannot start a span", exc_info=True)
             return None
-        self.spans[id(span)] = span
+        rec.span = span
         return span
 
-    def _end_stage(self, span: Span, rec: _Rec, outcome: str, error: BaseException | None) -> None:
+    def end_stage(self, rec: Rec, outcome: str, error: BaseException | None) -> None:
+        span = rec.span
+        if span is None:
+            return
+        end = self.ns(time.perf_counter())
         try:
+            if error is not None and id(error) in self.seen:
+                outcome, error = "closed", None  # it arose upstream and only passed through
             span.set_attributes(
                 {
                     "llmpipe.stage.outcome": outcome,
@@ -321,26 +246,63 @@ class CallTelemetry:
                 }
             )
             if error is not None:
-                self._fail(span, error)
+                self.seen[id(error)] = error
+                self.fail(span, error, recorded=True)
+            elif outcome == "ok":
+                if self.oi:
+                    span.set_status(OK)
+                if rec.out:  # its work ended with its last event
+                    end = self.ns(rec.last_s)
+            for part in rec.parts:
+                if part.pending:
+                    self.end_part(part, part.error, None)
         except Exception:
             log.debug("telemetry: cannot finish a stage span", exc_info=True)
         finally:
-            span.end()
+            span.end(end_time=self._after_children(rec, end))
 
-    def first_chunk(self, ctx: Context) -> None:
-        """Dispatch got an answer's first chunk: the time to it, on the call (the
-        first one) and on the span of the stage run being pulled (dispatch's own)."""
-        now = time.perf_counter()
-        if self.ttfc is None:
-            self.ttfc = now - self.started
-        rec = self.pulling
-        if rec is not None and rec.span is not None:
-            try:
-                rec.span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, now - rec.started)
-            except Exception:
-                log.debug("telemetry: cannot record the first chunk", exc_info=True)
+    def part_ended(self, rec: Rec, ctx: Context, outcome: str, error: BaseException | None) -> None:
+        """A part's chain ended: a success now; a failure waits for its segment's word."""
+        if rec.span is None:
+            return
+        rec.outcome, rec.error, rec.ended_ns = outcome, error, self.ns(time.perf_counter())
+        if outcome in ("ok", "closed"):
+            self.end_part(rec, None, None)
+        else:
+            rec.pending = True
+            self.pending[id(ctx)] = (ctx, rec)
 
-    def _retrying(self, span: Span, ev: Retrying) -> None:
+    def end_part(self, rec: Rec, error: BaseException | None, then: Event | None) -> None:
+        span = rec.span
+        if span is None:  # no span, or ended already
+            return
+        rec.span, rec.pending = None, False
+        try:
+            attrs: dict[str, Any] = {"llmpipe.outcome": "error" if error else rec.outcome}
+            if then is not None:
+                attrs.update(_then(then))
+            span.set_attributes(attrs)
+            if error is not None:
+                self.fail(span, error, recorded=False)
+            elif rec.outcome == "ok" and self.oi:
+                span.set_status(OK)
+        except Exception:
+            log.debug("telemetry: cannot finish an attempt span", exc_info=True)
+        finally:
+            span.end(end_time=self._after_children(rec, rec.ended_ns or 0))
+
+    @staticmethod
+    def _after_children(rec: Rec, end: int) -> int:
+        """``end``, or later if a child ended later: a span contains its children."""
+        end = max(end, rec.child_end_ns)
+        if rec.parent is not None:
+            rec.parent.child_end_ns = max(rec.parent.child_end_ns, end)
+        return end
+
+    def retrying(self, span: Span, ev: Retrying) -> None:
+        if ev is self.last_retrying:
+            return
+        self.last_retrying = ev
         try:
             span.add_event(
                 "retry",
@@ -353,26 +315,145 @@ class CallTelemetry:
         except Exception:
             log.debug("telemetry: cannot record a retry", exc_info=True)
 
-    def _fail(self, span: Span, error: BaseException) -> None:
-        """Error status and ``error.type``; the exception event only where it was first seen."""
+    def fail(self, span: Span, error: BaseException, *, recorded: bool) -> None:
+        """Error status and ``error.type``; with ``recorded``, the ``exception`` event too."""
         secret = self.request.api_key
         span.set_attribute(genai.ERROR_TYPE, genai.error_type(error))
         span.set_status(Status(StatusCode.ERROR, genai.scrub(str(error), secret)[:500]))
-        if error is not self.last_error:
-            self.last_error = error
+        if recorded:
             span.add_event("exception", genai.exception_attributes(error, secret))
 
+    # --- the root span ----------------------------------------------------------------
 
-async def _counted(upstream: AsyncIterator[Event], counter: _Count) -> AsyncIterator[Event]:
-    try:
-        async for ev in upstream:
-            counter.out += 1
-            yield ev
-    finally:
-        await _aclose(upstream)
+    async def _root(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+        self._start_root()
+        outcome, error = "ok", None
+        try:
+            feed = self.answer.feed
+            async for ev in events:
+                feed(ev)
+                yield ev
+        except BaseException as exc:
+            outcome, error = ended_by(exc)
+            raise
+        finally:
+            try:
+                await aclose(events)
+            finally:
+                self._end_root(outcome, error)
+
+    def _start_root(self) -> None:
+        try:
+            req, profile = self.request, self.profile
+            self.attrs = genai.request_attributes(req, profile)
+            if self.tracer is None:
+                return
+            model = self.attrs[ga.GEN_AI_REQUEST_MODEL]
+            root = self.tracer.start_span(
+                f"{genai.OPERATION} {model}",
+                context=self.parent,
+                kind=SpanKind.CLIENT,
+                attributes=self.attrs,
+                start_time=self.started_ns,
+            )
+            self.root = root
+            self.recording = root.is_recording()
+            if self.recording:
+                root.set_attributes(genai.request_span_attributes(req))
+                if self.oi:
+                    provider = self.attrs[ga.GEN_AI_PROVIDER_NAME]
+                    root.set_attributes(oi.request(req, model, provider))
+                if self.capture:
+                    root.set_attributes(genai.input_content(req))
+                    if self.oi:
+                        root.set_attributes(oi.input_content(req))
+        except Exception:
+            log.debug("telemetry: cannot start the call's span", exc_info=True)
+            self.recording = False
+
+    def _end_root(self, outcome: str, error: BaseException | None) -> None:
+        now = time.perf_counter()
+        duration = now - self.started
+        answer = self.answer
+        # the time to the first chunk of the answer the consumer got, if it got one
+        ttfc = self.ttfc if answer.delivered or answer.finish is not None else None
+        for _ctx, rec in list(self.pending.values()):  # a segment that never said: as they ended
+            self.end_part(rec, rec.error, None)
+        self.pending.clear()
+        self.recs.clear()
+        root = self.root
+        try:
+            if root is not None and self.recording:
+                attrs: dict[str, Any] = {
+                    "llmpipe.outcome": outcome,
+                    "llmpipe.retries": answer.retries,
+                }
+                if answer.finish is not None:
+                    attrs.update(genai.response_attributes(answer.finish))
+                    if self.oi:
+                        attrs.update(oi.response(answer.finish))
+                if ttfc is not None:
+                    attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
+                if self.capture and (answer.delivered or answer.finish is not None):
+                    text, calls = answer.text, answer.tool_calls
+                    attrs.update(genai.output_content(text, calls, answer.finish))
+                    if self.oi:
+                        attrs.update(oi.output_content(text, calls))
+                root.set_attributes(attrs)
+                if error is not None:
+                    self.fail(root, error, recorded=id(error) not in self.seen)
+                elif outcome == "ok" and self.oi:
+                    root.set_status(OK)
+        except Exception:
+            log.debug("telemetry: cannot finish the call's span", exc_info=True)
+        finally:
+            self.seen.clear()
+            if root is not None:
+                root.end(end_time=self.ns(now))
+        if self.meters is not None:
+            try:
+                self.meters.record(
+                    self.attrs,
+                    duration_s=duration if outcome in ("ok", "error") else None,
+                    ttfc_s=ttfc,
+                    finish=answer.finish,
+                    error_type=genai.error_type(error) if error is not None else None,
+                )
+            except Exception:
+                log.debug("telemetry: cannot record the call's metrics", exc_info=True)
 
 
-async def _aclose(events: AsyncIterator[Event]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()
+def _then(ev: Event) -> dict[str, Any]:
+    """What a segment does after a failed part, as attributes: ``llmpipe.then`` is the
+    event's type (``retrying``), ``llmpipe.then.<field>`` its values (reason, delay_s)."""
+    attrs: dict[str, Any] = {"llmpipe.then": type(ev).__struct_config__.tag}
+    for name in ev.__struct_fields__:
+        value = getattr(ev, name)
+        if isinstance(value, bool | int | float | str):
+            attrs[f"llmpipe.then.{name}"] = value
+    return attrs
+
+
+class _Bound(PlainInstrument):
+    """The instrument of one stage run or part: what it chains or starts is its child."""
+
+    __slots__ = ("call", "rec")
+
+    def __init__(self, call: CallTelemetry, rec: Rec) -> None:
+        self.call, self.rec = call, rec
+
+    def stage(
+        self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return self.call.wrap(st, upstream, ctx, self.rec)
+
+    def first_chunk(self, ctx: Context) -> None:
+        self.call.first_chunk_in(self.rec)
+
+    def part(
+        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return self.call.wrap_part(label, stages, upstream, ctx, self.rec)
+
+    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
+        self.call.part_failed(ctx, error, then)

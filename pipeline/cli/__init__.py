@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from pipeline import errors
 from pipeline.cli.batch.input import Defaults
@@ -35,6 +35,9 @@ from pipeline.policy import RetryPolicy
 from pipeline.request import Request
 from pipeline.secrets import format_exception, guard_logger, redact
 from pipeline.stage import Instrument
+
+if TYPE_CHECKING:
+    from pipeline.cli.batch.runner import BatchConfig
 
 __all__ = ["EXIT_CODES", "build_parser", "console", "describe", "exit_code", "main"]
 
@@ -252,7 +255,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 async def _batch(args: argparse.Namespace, err: TextIO) -> int:
-    from pipeline.cli.batch.runner import BatchConfig, run_batch
+    from pipeline.cli.batch.runner import BatchConfig
 
     config = BatchConfig(
         input=args.input,
@@ -271,9 +274,28 @@ async def _batch(args: argparse.Namespace, err: TextIO) -> int:
         progress=not args.quiet,
         progress_interval_s=args.progress_every,
     )
+    if args.instrument is None:
+        return await _batch_run(args, config, err, None)
+    from telemetry.propagation import batch_trace
+
+    # one trace root for the run: every call's span, here or in a Ray worker, is under it
+    with batch_trace(args.instrument, f"batch {args.input}") as traced:
+        return await _batch_run(args, config, err, traced.summary)
+
+
+async def _batch_run(
+    args: argparse.Namespace,
+    config: BatchConfig,
+    err: TextIO,
+    summary: Callable[[dict[str, int]], None] | None,
+) -> int:
+    from pipeline.cli.batch.runner import run_batch
+
     if args.engine == "local":
         async with _pipeline(args) as pipe:
-            return await run_batch(config, pipe, err=err, prepare=lambda: _load_provider(err))
+            return await run_batch(
+                config, pipe, err=err, prepare=lambda: _load_provider(err), summary=summary
+            )
     from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
 
     spec = WorkerSpec(policy=_policy(args.retries), trace=args.trace)
@@ -286,7 +308,9 @@ async def _batch(args: argparse.Namespace, err: TextIO) -> int:
     )
     try:
         pipe = _pipeline(args)  # unused by the Ray engine: each worker builds its own
-        return await run_batch(config, pipe, err=err, prepare=engine.start, engine=engine)
+        return await run_batch(
+            config, pipe, err=err, prepare=engine.start, engine=engine, summary=summary
+        )
     finally:
         await engine.close()
 

@@ -1,0 +1,181 @@
+"""The wrappers around one stage run and one part, and what they measure (``Rec``).
+
+``run_stage`` is the stage's span lifetime: started on the first pull (so a
+chain built and never pulled leaves nothing open), current only around each
+pull from the stage, never across a ``yield``, ended once in ``finally``
+with its outcome (ok, closed, cancelled, error), its events in and out, its
+own time (its pulls less its upstream's) and the time of its last event.
+``run_part`` is a part's (an attempt's): it only passes events on and tells
+the call how the part ended. Both report to the call (``telemetry.spans``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from pipeline.context import Context
+from pipeline.events import Event, Retrying
+
+if TYPE_CHECKING:
+    from telemetry.spans import CallTelemetry
+
+__all__ = ["Count", "Rec", "aclose", "counted", "ended_by", "run_part", "run_stage"]
+
+
+class Count:
+    """How many events an iterator gave (a stage's events out, its downstream's events in)."""
+
+    __slots__ = ("out",)
+
+    def __init__(self) -> None:
+        self.out = 0
+
+
+class Rec(Count):
+    """One stage run's or part's measurements, and its span once started."""
+
+    __slots__ = (
+        "attempt",
+        "built_ns",
+        "built_s",
+        "child_end_ns",
+        "ended_ns",
+        "error",
+        "index",
+        "last_s",
+        "name",
+        "outcome",
+        "parent",
+        "part",
+        "parts",
+        "pending",
+        "self_s",
+        "span",
+        "up",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        up: Count,
+        parent: Rec | None,
+        attempt: int | None,
+        built: tuple[int, float],
+        *,
+        part: bool = False,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.index = index
+        self.up = up
+        self.parent = parent
+        self.attempt = attempt
+        self.built_ns, self.built_s = built
+        self.part = part
+        self.self_s = 0.0
+        self.last_s = self.built_s
+        self.span: Span | None = None
+        #: a part's end: how, with what, when; and whether it waits for its segment
+        self.outcome = "ok"
+        self.error: BaseException | None = None
+        self.ended_ns: int | None = None
+        self.pending = False
+        self.child_end_ns = 0
+        #: the parts this segment's run started
+        self.parts: list[Rec] = []
+
+
+async def run_stage(
+    call: CallTelemetry, inner: AsyncIterator[Event], rec: Rec
+) -> AsyncIterator[Event]:
+    span = call.start_span(rec) if call.recording else None
+    if span is None:  # not sampled (or the span could not start): no span, same events
+        try:
+            async for ev in inner:
+                yield ev
+        finally:
+            await aclose(inner)
+        return
+    span_ctx = trace.set_span_in_context(span, call.parent)
+    attach, detach, clock = otel_context.attach, otel_context.detach, time.perf_counter
+    outcome, error = "ok", None
+    try:
+        while True:
+            token = attach(span_ctx)
+            nested = call.nested
+            t0 = clock()
+            try:
+                ev = await inner.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                t1 = clock()
+                spent = t1 - t0
+                rec.self_s += spent - (call.nested - nested)
+                call.nested = nested + spent
+                detach(token)
+            rec.out += 1
+            rec.last_s = t1
+            if type(ev) is Retrying:
+                call.retrying(span, ev)
+            yield ev
+    except BaseException as exc:
+        outcome, error = ended_by(exc)
+        raise
+    finally:
+        try:
+            await aclose(inner)
+        finally:
+            call.end_stage(rec, outcome, error)
+
+
+async def run_part(
+    call: CallTelemetry, inner: AsyncIterator[Event], rec: Rec, ctx: Context
+) -> AsyncIterator[Event]:
+    if call.recording:
+        call.start_span(rec)
+    outcome, error = "ok", None
+    try:
+        async for ev in inner:
+            yield ev
+    except BaseException as exc:
+        outcome, error = ended_by(exc)
+        raise
+    finally:
+        try:
+            await aclose(inner)
+        finally:
+            call.part_ended(rec, ctx, outcome, error)
+
+
+def ended_by(exc: BaseException) -> tuple[str, BaseException | None]:
+    """A run's outcome from what ended it: the consumer closed it, it was cancelled, or it
+    failed (closing and cancelling are not failures)."""
+    if isinstance(exc, GeneratorExit):
+        return "closed", None
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled", None
+    return "error", exc
+
+
+async def counted(upstream: AsyncIterator[Event], counter: Count) -> AsyncIterator[Event]:
+    try:
+        async for ev in upstream:
+            counter.out += 1
+            yield ev
+    finally:
+        await aclose(upstream)
+
+
+async def aclose(events: AsyncIterator[Event]) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        await close()
