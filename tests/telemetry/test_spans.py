@@ -253,7 +253,7 @@ async def test_no_sdk_means_no_wrapping_at_all() -> None:
     assert resp.text == "Paris"
     [(instrument, upstream)] = seen
     assert instrument is PLAIN
-    assert "CallTelemetry" not in upstream and "_counted" not in upstream
+    assert "run_stage" not in upstream and "counted" not in upstream
 
 
 async def test_a_probe_sees_the_telemetry_wrapper_when_tracing(spans: Spans) -> None:
