@@ -7,14 +7,17 @@ with its outcome (ok, closed, cancelled, error), its events in and out, its
 own time (its pulls less its upstream's) and the time of its last event.
 ``run_part`` is a part's (an attempt's): it only passes events on and tells
 the call how the part ended. Both report to the call (``telemetry.spans``).
+``Bound`` is the instrument a stage run or part hands on to what it chains
+or starts, so those are its children; ``then_attributes`` is what a
+segment did after a failed part, as span attributes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -22,11 +25,23 @@ from opentelemetry.trace import Span
 
 from pipeline.context import Context
 from pipeline.events import Event, Retrying
+from pipeline.stage import PlainInstrument, Stage
 
 if TYPE_CHECKING:
     from telemetry.spans import CallTelemetry
 
-__all__ = ["Count", "Rec", "aclose", "counted", "ended_by", "run_part", "run_stage"]
+__all__ = [
+    "Bound",
+    "Count",
+    "Rec",
+    "aclose",
+    "counted",
+    "ended_by",
+    "run_part",
+    "run_stage",
+    "then_attributes",
+    "watched",
+]
 
 
 class Count:
@@ -137,23 +152,45 @@ async def run_stage(
             call.end_stage(rec, outcome, error)
 
 
-async def run_part(
+def run_part(
     call: CallTelemetry, inner: AsyncIterator[Event], rec: Rec, ctx: Context
 ) -> AsyncIterator[Event]:
-    if call.recording:
-        call.start_span(rec)
+    def start() -> None:
+        if call.recording:
+            call.start_span(rec)
+
+    def done(outcome: str, error: BaseException | None) -> None:
+        call.part_ended(rec, ctx, outcome, error)
+
+    return watched(inner, start, done)
+
+
+async def watched(
+    events: AsyncIterator[Event],
+    start: Callable[[], None],
+    done: Callable[[str, BaseException | None], None],
+    feed: Callable[[Event], object] | None = None,
+) -> AsyncIterator[Event]:
+    """``events`` as they are: ``start`` on the first pull, each one to ``feed``, and
+    ``done`` told how they ended, once, after they were closed (a part's, the call's)."""
+    start()
     outcome, error = "ok", None
     try:
-        async for ev in inner:
-            yield ev
+        if feed is None:
+            async for ev in events:
+                yield ev
+        else:
+            async for ev in events:
+                feed(ev)
+                yield ev
     except BaseException as exc:
         outcome, error = ended_by(exc)
         raise
     finally:
         try:
-            await aclose(inner)
+            await aclose(events)
         finally:
-            call.part_ended(rec, ctx, outcome, error)
+            done(outcome, error)
 
 
 def ended_by(exc: BaseException) -> tuple[str, BaseException | None]:
@@ -179,3 +216,39 @@ async def aclose(events: AsyncIterator[Event]) -> None:
     close = getattr(events, "aclose", None)
     if close is not None:
         await close()
+
+
+def then_attributes(ev: Event) -> dict[str, Any]:
+    """What a segment does after a failed part, as attributes: ``llmpipe.then`` is the
+    event's type (``retrying``), ``llmpipe.then.<field>`` its values (reason, delay_s)."""
+    attrs: dict[str, Any] = {"llmpipe.then": type(ev).__struct_config__.tag}
+    for name in ev.__struct_fields__:
+        value = getattr(ev, name)
+        if isinstance(value, bool | int | float | str):
+            attrs[f"llmpipe.then.{name}"] = value
+    return attrs
+
+
+class Bound(PlainInstrument):
+    """The instrument of one stage run or part: what it chains or starts is its child."""
+
+    __slots__ = ("call", "rec")
+
+    def __init__(self, call: CallTelemetry, rec: Rec) -> None:
+        self.call, self.rec = call, rec
+
+    def stage(
+        self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return self.call.wrap(st, upstream, ctx, self.rec)
+
+    def first_chunk(self, ctx: Context) -> None:
+        self.call.first_chunk_in(self.rec)
+
+    def part(
+        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]:
+        return self.call.wrap_part(label, stages, upstream, ctx, self.rec)
+
+    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
+        self.call.part_failed(ctx, error, then)

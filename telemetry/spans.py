@@ -7,7 +7,7 @@ their inner stages (``ctx.run(..., part="attempt 2")``). What telemetry knows
 it is told, never guessed from names or from the current span:
 
 - each stage run gets a context whose instrument is bound to that run
-  (``_Bound``): the stages a segment chains through it are its children, the
+  (``telemetry.runs.Bound``): the stages a segment chains through it are its children, the
   parts it starts are its children, and dispatch's ``first_chunk`` names
   the run it came from;
 - a part's attempt number is ``ctx.attempt``; what the segment does after a
@@ -26,7 +26,8 @@ Error status only where a failure arose: the stage that raised it (with the
 ``exception`` event), the attempt it ended, and the root when the call
 failed; a stage it only passed through ends ``closed``. With OpenInference
 on, what succeeded is ``OK``. Telemetry never breaks the pipeline: its own
-failures are logged at debug level.
+failures are logged at debug level. The root span and the metrics are
+``telemetry.root``'s.
 """
 
 from __future__ import annotations
@@ -39,24 +40,23 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from pipeline.context import Context
 from pipeline.events import Event, Retrying
 from pipeline.response import ResponseBuilder
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
-from pipeline.stage import PlainInstrument, Stage
+from pipeline.stage import Stage
 from telemetry import genai
 from telemetry import openinference as oi
 from telemetry.metrics import CallMetrics
-from telemetry.runs import Count, Rec, aclose, counted, ended_by, run_part, run_stage
+from telemetry.root import OK, root_run
+from telemetry.runs import Bound, Count, Rec, counted, run_part, run_stage, then_attributes
 
 __all__ = ["CallTelemetry"]
 
 log = guard_logger("llmpipe.telemetry")
-
-OK = Status(StatusCode.OK)
 
 
 class CallTelemetry:
@@ -122,7 +122,7 @@ class CallTelemetry:
     def run(
         self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
     ) -> AsyncIterator[Event]:
-        return self._root(run_stages(stages, upstream, ctx))
+        return root_run(self, run_stages(stages, upstream, ctx))
 
     def stage(
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
@@ -169,7 +169,7 @@ class CallTelemetry:
             counter, index = up, up.index + 1
         attempt = ctx.attempt.number if ctx.attempt is not None else None
         rec = Rec(st.name, index, counter, parent, attempt, self.stamp())
-        inner = st(upstream, dataclasses.replace(ctx, instrument=_Bound(self, rec)))
+        inner = st(upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
         wrapped = run_stage(self, inner, rec)
         self.recs[wrapped] = rec
         return wrapped
@@ -189,7 +189,7 @@ class CallTelemetry:
         rec = Rec(label, 0, Count(), parent, attempt, self.stamp(), part=True)
         if parent is not None:
             parent.parts.append(rec)
-        inner = run_stages(stages, upstream, dataclasses.replace(ctx, instrument=_Bound(self, rec)))
+        inner = run_stages(stages, upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
         return run_part(self, inner, rec, ctx)
 
     def first_chunk_in(self, rec: Rec) -> None:
@@ -280,7 +280,7 @@ class CallTelemetry:
         try:
             attrs: dict[str, Any] = {"llmpipe.outcome": "error" if error else rec.outcome}
             if then is not None:
-                attrs.update(_then(then))
+                attrs.update(then_attributes(then))
             span.set_attributes(attrs)
             if error is not None:
                 self.fail(span, error, recorded=False)
@@ -323,137 +323,9 @@ class CallTelemetry:
         if recorded:
             span.add_event("exception", genai.exception_attributes(error, secret))
 
-    # --- the root span ----------------------------------------------------------------
-
-    async def _root(self, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
-        self._start_root()
-        outcome, error = "ok", None
-        try:
-            feed = self.answer.feed
-            async for ev in events:
-                feed(ev)
-                yield ev
-        except BaseException as exc:
-            outcome, error = ended_by(exc)
-            raise
-        finally:
-            try:
-                await aclose(events)
-            finally:
-                self._end_root(outcome, error)
-
-    def _start_root(self) -> None:
-        try:
-            req, profile = self.request, self.profile
-            self.attrs = genai.request_attributes(req, profile)
-            if self.tracer is None:
-                return
-            model = self.attrs[ga.GEN_AI_REQUEST_MODEL]
-            root = self.tracer.start_span(
-                f"{genai.OPERATION} {model}",
-                context=self.parent,
-                kind=SpanKind.CLIENT,
-                attributes=self.attrs,
-                start_time=self.started_ns,
-            )
-            self.root = root
-            self.recording = root.is_recording()
-            if self.recording:
-                root.set_attributes(genai.request_span_attributes(req))
-                if self.oi:
-                    provider = self.attrs[ga.GEN_AI_PROVIDER_NAME]
-                    root.set_attributes(oi.request(req, model, provider))
-                if self.capture:
-                    root.set_attributes(genai.input_content(req))
-                    if self.oi:
-                        root.set_attributes(oi.input_content(req))
-        except Exception:
-            log.debug("telemetry: cannot start the call's span", exc_info=True)
-            self.recording = False
-
-    def _end_root(self, outcome: str, error: BaseException | None) -> None:
-        now = time.perf_counter()
-        duration = now - self.started
-        answer = self.answer
-        # the time to the first chunk of the answer the consumer got, if it got one
-        ttfc = self.ttfc if answer.delivered or answer.finish is not None else None
-        for _ctx, rec in list(self.pending.values()):  # a segment that never said: as they ended
+    def end_pending(self) -> None:
+        """The call ends: parts whose segment never said what came next end as they ended."""
+        for _ctx, rec in list(self.pending.values()):
             self.end_part(rec, rec.error, None)
         self.pending.clear()
         self.recs.clear()
-        root = self.root
-        try:
-            if root is not None and self.recording:
-                attrs: dict[str, Any] = {
-                    "llmpipe.outcome": outcome,
-                    "llmpipe.retries": answer.retries,
-                }
-                if answer.finish is not None:
-                    attrs.update(genai.response_attributes(answer.finish))
-                    if self.oi:
-                        attrs.update(oi.response(answer.finish))
-                if ttfc is not None:
-                    attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
-                if self.capture and (answer.delivered or answer.finish is not None):
-                    text, calls = answer.text, answer.tool_calls
-                    attrs.update(genai.output_content(text, calls, answer.finish))
-                    if self.oi:
-                        attrs.update(oi.output_content(text, calls))
-                root.set_attributes(attrs)
-                if error is not None:
-                    self.fail(root, error, recorded=id(error) not in self.seen)
-                elif outcome == "ok" and self.oi:
-                    root.set_status(OK)
-        except Exception:
-            log.debug("telemetry: cannot finish the call's span", exc_info=True)
-        finally:
-            self.seen.clear()
-            if root is not None:
-                root.end(end_time=self.ns(now))
-        if self.meters is not None:
-            try:
-                self.meters.record(
-                    self.attrs,
-                    duration_s=duration if outcome in ("ok", "error") else None,
-                    ttfc_s=ttfc,
-                    finish=answer.finish,
-                    error_type=genai.error_type(error) if error is not None else None,
-                )
-            except Exception:
-                log.debug("telemetry: cannot record the call's metrics", exc_info=True)
-
-
-def _then(ev: Event) -> dict[str, Any]:
-    """What a segment does after a failed part, as attributes: ``llmpipe.then`` is the
-    event's type (``retrying``), ``llmpipe.then.<field>`` its values (reason, delay_s)."""
-    attrs: dict[str, Any] = {"llmpipe.then": type(ev).__struct_config__.tag}
-    for name in ev.__struct_fields__:
-        value = getattr(ev, name)
-        if isinstance(value, bool | int | float | str):
-            attrs[f"llmpipe.then.{name}"] = value
-    return attrs
-
-
-class _Bound(PlainInstrument):
-    """The instrument of one stage run or part: what it chains or starts is its child."""
-
-    __slots__ = ("call", "rec")
-
-    def __init__(self, call: CallTelemetry, rec: Rec) -> None:
-        self.call, self.rec = call, rec
-
-    def stage(
-        self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
-    ) -> AsyncIterator[Event]:
-        return self.call.wrap(st, upstream, ctx, self.rec)
-
-    def first_chunk(self, ctx: Context) -> None:
-        self.call.first_chunk_in(self.rec)
-
-    def part(
-        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
-    ) -> AsyncIterator[Event]:
-        return self.call.wrap_part(label, stages, upstream, ctx, self.rec)
-
-    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
-        self.call.part_failed(ctx, error, then)

@@ -1,8 +1,9 @@
 """OTLP trace receivers on loopback, decoding with the official ``opentelemetry-proto`` classes.
 
 ``HttpReceiver`` speaks OTLP/HTTP (protobuf, ``POST /v1/traces``, gzip or
-not; any other path is a 404, as Phoenix and Jaeger answer ``/v1/metrics``); ``GrpcReceiver`` speaks OTLP/gRPC (``TraceService/Export``). Both keep
-every decoded span, flattened, with its resource's and scope's names.
+not; any other path is a 404, as Phoenix and Jaeger answer ``/v1/metrics``);
+``GrpcReceiver`` speaks OTLP/gRPC (``TraceService/Export``). Both keep every
+decoded span, flattened, with its resource's and scope's names.
 """
 
 from __future__ import annotations

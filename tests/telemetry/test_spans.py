@@ -16,8 +16,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from pipeline import Pipeline, testing
 from pipeline.context import Context
-from pipeline.errors import BadRequest, RateLimited
+from pipeline.errors import BadRequest, RateLimited, RetriesExhausted
 from pipeline.events import Chunk, Event, TextDelta
+from pipeline.policy import RetryPolicy
 from pipeline.stage import PLAIN, stage
 from telemetry import TelemetryInstrument
 from tests.telemetry.conftest import (
@@ -191,6 +192,30 @@ async def test_a_failed_call_has_error_type_and_an_error_status(spans: Spans) ->
     # the exception is recorded once, where it arose, not on every span it crossed
     recorded = [s.name for s in spans.finished for e in s.events if e.name == "exception"]
     assert recorded == ["dispatch"]
+
+
+async def test_a_call_out_of_retries_is_red_where_it_failed_and_gave_up_only(
+    spans: Spans,
+) -> None:
+    p = spans.pipeline(
+        [[RateLimited("slow down")], [RateLimited("slow down")]],
+        policy=RetryPolicy(rate_limit_retries=1),
+    )
+    with pytest.raises(RetriesExhausted):
+        await p.acomplete(REQ)
+    errors = sorted(s.name for s in spans.finished if s.status.status_code is StatusCode.ERROR)
+    # each 429 where it arose and its attempt; retry where it gave up; the call as a whole
+    assert errors == ["attempt 1", "attempt 2", "chat gpt-4o-mini", "dispatch", "dispatch", "retry"]
+    assert (spans.one("retry").attributes or {})["error.type"] == "pipeline.errors.RetriesExhausted"
+    for name in ("normalize", "cache_tag", "tool_compat", "reassemble", "usage", "empty_check"):
+        for span in spans.named(name):
+            assert span.status.status_code is not StatusCode.ERROR, name
+    # the last attempt's failure has no retry after it: it says nothing of what came next
+    assert "llmpipe.then" in (spans.one("attempt 1").attributes or {})
+    assert "llmpipe.then" not in (spans.one("attempt 2").attributes or {})
+    recorded = sorted(s.name for s in spans.finished for e in s.events if e.name == "exception")
+    assert recorded == ["dispatch", "dispatch", "retry"]
+    assert_each_span_ended_once(spans.finished)
 
 
 async def test_stage_span_is_current_inside_the_stage_only(spans: Spans) -> None:
