@@ -5,8 +5,10 @@ chain built and never pulled leaves nothing open), current only around each
 pull from the stage, never across a ``yield``, ended once in ``finally``
 with its outcome (ok, closed, cancelled, error), its events in and out, its
 own time (its pulls less its upstream's) and the time of its last event.
-``run_part`` is a part's (an attempt's): it only passes events on and tells
-the call how the part ended. Both report to the call (``telemetry.spans``).
+``run_part`` is a part's (an attempt's) when it has no stage of its own to
+end with: it only passes events on and tells the call how the part ended
+(otherwise its last stage's run does, and the part costs nothing per event).
+Both report to the call (``telemetry.spans``).
 ``Bound`` is the instrument a stage run or part hands on to what it chains
 or starts, so those are its children; ``then_attributes`` is what a
 segment did after a failed part, as span attributes.
@@ -61,9 +63,11 @@ class Rec(Count):
         "built_ns",
         "built_s",
         "child_end_ns",
+        "closes",
         "ended_ns",
         "error",
         "index",
+        "last",
         "last_s",
         "name",
         "outcome",
@@ -106,6 +110,10 @@ class Rec(Count):
         self.child_end_ns = 0
         #: the parts this segment's run started
         self.parts: list[Rec] = []
+        #: the part (and its context) that ends when this stage run ends: it is its last
+        self.closes: tuple[Rec, Context] | None = None
+        #: a part's last (outermost) stage run
+        self.last: Rec | None = None
 
 
 async def run_stage(

@@ -169,6 +169,8 @@ class CallTelemetry:
             counter, index = up, up.index + 1
         attempt = ctx.attempt.number if ctx.attempt is not None else None
         rec = Rec(st.name, index, counter, parent, attempt, self.stamp())
+        if parent is not None and parent.part:
+            parent.last = rec  # chained front to back: the last one is the part's outermost
         inner = st(upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
         wrapped = run_stage(self, inner, rec)
         self.recs[wrapped] = rec
@@ -190,7 +192,13 @@ class CallTelemetry:
         if parent is not None:
             parent.parts.append(rec)
         inner = run_stages(stages, upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
-        return run_part(self, inner, rec, ctx)
+        last = rec.last
+        if last is None:  # no stage of its own: a wrapper ends it
+            return run_part(self, inner, rec, ctx)
+        # its last stage's end (the chain closes it last) is its end: no wrapper, no cost
+        # per event
+        last.closes = (rec, ctx)
+        return inner
 
     def first_chunk_in(self, rec: Rec) -> None:
         """Dispatch got an answer's first chunk: the call's time to it (the last one
@@ -205,7 +213,10 @@ class CallTelemetry:
                 log.debug("telemetry: cannot record the first chunk", exc_info=True)
 
     def start_span(self, rec: Rec) -> Span | None:
-        parent = rec.parent.span if rec.parent is not None else self.root
+        up = rec.parent
+        if up is not None and up.part and up.span is None and up.ended_ns is None:
+            self.start_span(up)  # a part starts with the first pull of its last stage
+        parent = up.span if up is not None else self.root
         if self.tracer is None or parent is None:
             return None
         attrs: dict[str, Any] = {}
@@ -230,6 +241,13 @@ class CallTelemetry:
         return span
 
     def end_stage(self, rec: Rec, outcome: str, error: BaseException | None) -> None:
+        try:
+            self._end_stage_span(rec, outcome, error)
+        finally:
+            if rec.closes is not None:  # the last stage of a part: the part ended with it
+                self.part_ended(*rec.closes, outcome, error)
+
+    def _end_stage_span(self, rec: Rec, outcome: str, error: BaseException | None) -> None:
         span = rec.span
         if span is None:
             return

@@ -22,7 +22,7 @@ from pipeline import Pipeline, testing
 from pipeline.errors import RateLimited
 from pipeline.events import Chunk
 from telemetry import TelemetryInstrument, setup
-from tests.telemetry.receivers import HttpReceiver, Received, walk
+from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
 
 OK, ERROR, UNSET = (
     Status.StatusCode.STATUS_CODE_OK,
@@ -299,6 +299,32 @@ async def test_a_collector_without_metrics_is_one_warning_not_one_per_export(
         )
     ]
     assert len(named(rx.spans(), "chat gpt-4o-mini")) == 3  # the spans all arrived
+
+
+async def test_over_grpc_too_a_collector_without_metrics_is_one_warning(
+    otlp_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The gRPC receiver serves traces only: metrics get ``UNIMPLEMENTED``, as from Jaeger."""
+    with GrpcReceiver() as grpc_rx:
+        otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", grpc_rx.url)
+        otlp_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        otlp_env.setenv("OTEL_METRICS_EXPORTER", "otlp")
+        handle = setup("otlp", set_global=False)
+        assert handle.meter_provider is not None
+        clock = testing.FakeClock()
+        p = Pipeline.default(instrument=handle.instrument(), sleep=clock.sleep, clock=clock.time)
+        with caplog.at_level(logging.WARNING):
+            for _ in range(3):
+                script = testing.scripted([[*testing.text_chunks("hi")]])
+                await p.replace("dispatch", script).acomplete(REQ)
+                handle.meter_provider.force_flush()
+            handle.shutdown()
+        received = grpc_rx.spans()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"telemetry: the collector at {grpc_rx.url} has no metrics endpoint")
+    assert "(gRPC UNIMPLEMENTED)" in said[0]
+    assert len(named(received, "chat gpt-4o-mini")) == 3  # the spans all arrived
 
 
 def test_the_warning_is_said_once_not_once_an_export_interval(rx: HttpReceiver) -> None:
