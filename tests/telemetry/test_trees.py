@@ -273,24 +273,30 @@ def test_unknown_conventions_are_a_clear_error() -> None:
         setup("console", set_global=False, conventions="")
 
 
-async def test_a_collector_without_metrics_is_one_warning_not_one_per_export(
-    rx: HttpReceiver, otlp_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+async def three_calls_with_metrics(
+    otlp_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> list[tuple[str, str]]:
+    """Three traced calls with metrics on, each followed by an export; the warnings said."""
     otlp_env.setenv("OTEL_METRICS_EXPORTER", "otlp")
     handle = setup("otlp", set_global=False)
     assert handle.meter_provider is not None
     clock = testing.FakeClock()
     p = Pipeline.default(instrument=handle.instrument(), sleep=clock.sleep, clock=clock.time)
     with caplog.at_level(logging.WARNING):
-        for _ in range(3):  # three export intervals, each refused with a 404
+        for _ in range(3):  # three export intervals, each refused
             script = testing.scripted([[*testing.text_chunks("hi")]])
             await p.replace("dispatch", script).acomplete(REQ)
             handle.meter_provider.force_flush()
         handle.shutdown()
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_collector_without_metrics_is_one_warning_not_one_per_export(
+    rx: HttpReceiver, otlp_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    said = await three_calls_with_metrics(otlp_env, caplog)
     assert rx.paths.count("/v1/metrics") >= 3
-    assert [
-        (r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING
-    ] == [
+    assert said == [
         (
             "WARNING",
             f"telemetry: the collector at {rx.url}/v1/metrics has no metrics endpoint"
@@ -308,22 +314,13 @@ async def test_over_grpc_too_a_collector_without_metrics_is_one_warning(
     with GrpcReceiver() as grpc_rx:
         otlp_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", grpc_rx.url)
         otlp_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-        otlp_env.setenv("OTEL_METRICS_EXPORTER", "otlp")
-        handle = setup("otlp", set_global=False)
-        assert handle.meter_provider is not None
-        clock = testing.FakeClock()
-        p = Pipeline.default(instrument=handle.instrument(), sleep=clock.sleep, clock=clock.time)
-        with caplog.at_level(logging.WARNING):
-            for _ in range(3):
-                script = testing.scripted([[*testing.text_chunks("hi")]])
-                await p.replace("dispatch", script).acomplete(REQ)
-                handle.meter_provider.force_flush()
-            handle.shutdown()
+        said = await three_calls_with_metrics(otlp_env, caplog)
         received = grpc_rx.spans()
-    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(said) == 1, said
-    assert said[0].startswith(f"telemetry: the collector at {grpc_rx.url} has no metrics endpoint")
-    assert "(gRPC UNIMPLEMENTED)" in said[0]
+    level, message = said[0]
+    assert level == "WARNING"
+    assert message.startswith(f"telemetry: the collector at {grpc_rx.url} has no metrics endpoint")
+    assert "(gRPC UNIMPLEMENTED)" in message
     assert len(named(received, "chat gpt-4o-mini")) == 3  # the spans all arrived
 
 
