@@ -29,9 +29,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline import Pipeline, Request, testing
+from pipeline.context import Context
 from pipeline.events import Chunk, Event
 from pipeline.profiles import resolve
-from pipeline.stage import PLAIN, Context, Instrument
+from pipeline.stage import PLAIN, Instrument
 from telemetry import TelemetryInstrument
 
 REQ = Request(model="openai/bench", messages=[{"role": "user", "content": "hi"}], system="be brief")

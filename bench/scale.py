@@ -28,15 +28,15 @@ import sys
 import tempfile
 import time
 
-from pipeline.batch import Engine, call_one
-from pipeline.batch_io import Defaults, Item, parse_input
-from pipeline.batch_ray import RayEngine, WorkerSpec
-from pipeline.core import Pipeline
+from pipeline.cli.batch.input import Defaults, Item, parse_input
+from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
+from pipeline.cli.batch.runner import Engine, call_one
+from pipeline.context import Context
+from pipeline.pipeline import Pipeline
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
-from pipeline.stage import Context
-from stages.gates import select_gate
+from stages.gate import select_gate
 
 MODEL = "openai/bench"
 
@@ -115,14 +115,14 @@ class Served:
 
 
 async def engines(calls: int, concurrency: int) -> None:
-    from stages.dispatch import close_clients, import_litellm
+    from stages.dispatch.litellm import close_loop_clients, import_litellm
 
     with Served() as fake:
         await import_litellm()
         await local_run(items(20, fake.base_url), 4)  # warm
         seq_local = await local_run(items(calls, fake.base_url), 1)
         par_local = await local_run(items(calls, fake.base_url), concurrency)
-        await close_clients()
+        await close_loop_clients()
 
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only
         import ray
@@ -173,8 +173,8 @@ async def acquire_cost(pipe_policy: RetryPolicy, n: int) -> float:
             async with gate.slot(clock, sleep):
                 pass
         samples.append((time.perf_counter() - started) / n * 1e6)
-    for release in ctx.shared.loop_releases():
-        await release()
+    for close in ctx.shared.closables():
+        await close()
     return statistics.median(samples)
 
 

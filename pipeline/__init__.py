@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline import errors, events
-from pipeline.client import EventStream, collect
-from pipeline.core import Pipeline
+from pipeline.context import Context
 from pipeline.events import (
     Chunk,
     Event,
@@ -24,9 +23,11 @@ from pipeline.events import (
     ToolCall,
     ToolFragment,
 )
+from pipeline.eventstream import EventStream, collect
+from pipeline.pipeline import Pipeline
 from pipeline.request import Message, Request, ToolSpec
 from pipeline.response import Response, Usage, tool_result
-from pipeline.stage import Context, Segment, Stage, stage
+from pipeline.stage import Segment, Stage, stage
 
 __all__ = [
     "Chunk",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.core import Pipeline
+from pipeline.backend import Backend
+from pipeline.pipeline import Pipeline
 from stages.cache_tag import cache_tag
-from stages.dispatch import litellm_dispatch
+from stages.dispatch import dispatch
+from stages.dispatch.litellm import LiteLLMBackend, count_request_tokens
+from stages.dispatch.simulated import simulated
 from stages.empty_check import empty_check
-from stages.litellm_tokens import count_request_tokens
 from stages.normalize import normalize
 from stages.reassemble import reassemble
 from stages.retry import retry
@@ -23,20 +25,23 @@ from telemetry import TelemetryInstrument
 __all__ = ["default_pipeline"]
 
 
-def default_pipeline(**options: Any) -> Pipeline:
+def default_pipeline(*, backend: Backend | None = None, **options: Any) -> Pipeline:
     """normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
 
+    ``backend`` is what dispatch sends through (default: ``LiteLLMBackend``),
+    with simulated streaming where a request's profile asks for it.
     ``options`` are ``Pipeline``'s keyword options; token estimates default to
     litellm's counter (off the event loop, offline), falling back to
     characters / 4.
     """
     options.setdefault("count_tokens", count_request_tokens)
     options.setdefault("instrument", TelemetryInstrument())  # spans only once an SDK is set up
+    sender = simulated(backend if backend is not None else LiteLLMBackend())
     return Pipeline(
         [
             normalize(),
             cache_tag(),
-            retry(tool_compat(litellm_dispatch()), reassemble(), usage(), empty_check()),
+            retry(tool_compat(dispatch(sender)), reassemble(), usage(), empty_check()),
         ],
         **options,
     )

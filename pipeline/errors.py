@@ -1,9 +1,36 @@
-"""The one exception tree of llmpipe.
+"""The one exception tree of llmpipe::
+
+    PipelineError                      a call failed; never a bug of ours
+    ├── InvalidRequest                 (a ValueError) the caller's input; nothing was sent
+    ├── ProviderError                  status_code, provider, headers
+    │   ├── RateLimited                transient; headers carry Retry-After
+    │   ├── ProviderTimeout            transient: no answer, or a stall
+    │   ├── ProviderUnavailable        transient: connection errors, 5xx
+    │   │   └── ProviderUnreachable    host, port, reason: no connection at all
+    │   ├── BadRequest                 HTTP 400/422: what was sent was refused
+    │   │   ├── ContextWindowExceeded
+    │   │   └── ModelNotFound          HTTP 404
+    │   ├── AuthenticationFailed       HTTP 401/403
+    │   └── ContentFiltered
+    ├── StreamError                    the answer itself is unusable
+    │   ├── EmptyResponse              transient: no text, no tool call
+    │   ├── MalformedResponse          not a stream, not UTF-8/JSON, broken framing
+    │   ├── MalformedToolCall          tool_name, tool_call_id, raw_arguments
+    │   └── StreamInterrupted          after content: partial_text, partial_tool_calls
+    └── RetriesExhausted               attempts, reason; also an instance of its cause's class
+
+    RuntimeError
+    ├── PipelineMisuse                 a programming error in how the pipeline is used
+    │   └── StageNotFound              (a KeyError too)
+    └── InternalError                  a bug in llmpipe or a library it drives
+        └── ClientClosed               an HTTP client used after it was closed
 
 Foreign exceptions (litellm, httpx, openai) are translated into these at the
-dispatch boundary and nowhere else, so callers only ever catch
+dispatch boundary (a backend) and nowhere else, so callers only ever catch
 ``PipelineError`` and its branches. ``asyncio.CancelledError`` and
-``GeneratorExit`` are never caught or translated.
+``GeneratorExit`` are never caught or translated. The tree stays one module
+(a little over 300 lines), as httpx keeps its ``_exceptions.py``: it is read
+as one thing.
 """
 
 from __future__ import annotations
@@ -133,7 +160,7 @@ class ProviderUnreachable(ProviderUnavailable):
     (``"connection refused"``); the message is ``cannot connect to
     host:port (reason)``. Transient, like every connection failure: a server
     that is restarting answers again soon. A batch stops after a few in a
-    row instead of trying every line (see ``pipeline.batch``).
+    row instead of trying every line (see ``pipeline.cli.batch.runner``).
     """
 
     def __init__(

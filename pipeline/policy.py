@@ -27,10 +27,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 __all__ = [
     "FIRST_CHUNK_TIMEOUT_S",
     "IDLE_TIMEOUT_S",
+    "RETRY_CAUSES",
+    "RetryCause",
     "RetryPolicy",
     "jittered",
     "retry_delay",
@@ -41,6 +44,10 @@ __all__ = [
 FIRST_CHUNK_TIMEOUT_S = 300.0
 #: default wait between two chunks, in seconds (``RetryPolicy.idle_timeout_s``)
 IDLE_TIMEOUT_S = 120.0
+
+#: why a failed call is tried again; each cause has a budget of its own
+RetryCause = Literal["rate_limited", "transient", "empty"]
+RETRY_CAUSES: tuple[RetryCause, ...] = ("rate_limited", "transient", "empty")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,8 +111,8 @@ class RetryPolicy:
         ):
             raise ValueError("RetryPolicy.gate must be 'local', a redis:// URL, or None")
 
-    def budget(self, cause: str) -> int:
-        """How many retries ``cause`` (rate_limited, transient, empty) may use."""
+    def budget(self, cause: RetryCause) -> int:
+        """How many retries ``cause`` may use."""
         return {
             "rate_limited": self.rate_limit_retries,
             "transient": self.transient_retries,

@@ -9,9 +9,13 @@ then by model prefix, case-insensitively; the first match wins.
 An explicit ``api_base`` always wins over a profile's default; only its
 normalisation (``strip_base_suffix``) still applies. An explicit base that
 no row claims is an OpenAI-compatible server (vLLM, llama.cpp, Ollama's
-``/v1``, LM Studio, a proxy): ``OPENAI_COMPATIBLE``, whose bare model names
-(``any-model``, ``meta-llama/Llama-3.1-8B``: no provider prefix litellm
-knows) dispatch sends to litellm as ``openai/<model>``.
+``/v1``, LM Studio, a proxy): ``OPENAI_COMPATIBLE``, which speaks OpenAI's
+API whatever the model is called (``any-model``, ``meta-llama/Llama-3.1-8B``).
+
+A row holds facts about the provider, never a client library's way of
+saying them: which API an endpoint speaks is ``api``; how litellm is told
+(``anthropic/``, ``ollama_chat/``, ``openai/`` prefixes) is the litellm
+backend's business (``stages.dispatch.litellm.routing``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["DEFAULT", "OPENAI_COMPATIBLE", "PROFILES", "Profile", "apply_profile", "resolve"]
+__all__ = ["DEFAULT", "OPENAI_COMPATIBLE", "PROFILES", "Api", "Profile", "api_base_for", "resolve"]
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+#: the wire APIs a profile may say its endpoint speaks
+Api = Literal["openai", "anthropic", "ollama"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +40,11 @@ class Profile:
 
     - ``prefixes`` / ``base_markers``: model prefixes and ``api_base``
       substrings that select the row;
-    - ``rewrite``: ``(old_prefix, new_prefix)`` applied to the model string;
+    - ``api``: the API the endpoint speaks when the model string does not
+      say it: Kimi for Coding (``kimi/``) serves Anthropic's messages API,
+      ``ollama/`` models are Ollama's own chat API, an OpenAI-compatible
+      server speaks OpenAI's for any model name; ``None``: as the model's
+      provider prefix says;
     - ``default_api_base``: used when the caller gives none;
     - ``strip_base_suffix``: removed from the end of any ``api_base``;
     - ``cache_control``: the provider accepts ``cache_control`` on the system
@@ -45,11 +56,6 @@ class Profile:
     - ``default_system``: a system prompt to send when the caller gives none;
     - ``tool_compat_errors``: error texts meaning "this model cannot use
       native tools here", which switch the model to tool-compat mode;
-    - ``bare_model_provider``: the API a model string that names no provider
-      speaks (``"openai"``: the request goes to litellm as
-      ``openai/<model>``, the server still sees ``<model>``), and, when no
-      key is given, a placeholder key is sent (the OpenAI client needs one;
-      servers without authentication ignore it).
     - ``echo_reasoning``: the provider wants an assistant turn's reasoning
       back (``reasoning_content``, as ``Response.to_message()`` writes it);
       everywhere else ``normalize`` strips it, since strict OpenAI-compatible
@@ -59,7 +65,7 @@ class Profile:
     name: str
     prefixes: tuple[str, ...] = ()
     base_markers: tuple[str, ...] = ()
-    rewrite: tuple[str, str] | None = None
+    api: Api | None = None
     default_api_base: str | None = None
     strip_base_suffix: str | None = None
     cache_control: bool = False
@@ -69,7 +75,6 @@ class Profile:
     extra_params: Mapping[str, Any] = field(default_factory=lambda: _NOTHING)
     default_system: str | None = None
     tool_compat_errors: tuple[str, ...] = ()
-    bare_model_provider: str | None = None
     echo_reasoning: bool = False
 
     @property
@@ -89,12 +94,12 @@ PROFILES: tuple[Profile, ...] = (
         default_system="You are a helpful assistant.",
     ),
     Profile("anthropic", prefixes=("anthropic/", "claude-"), cache_control=True),
-    # Kimi for Coding speaks Anthropic's API at /coding; litellm appends
+    # Kimi for Coding speaks Anthropic's API at /coding; clients append
     # /v1/messages, so a saved ".../v1" base must lose its suffix.
     Profile(
         "kimi",
         prefixes=("kimi/",),
-        rewrite=("kimi/", "anthropic/"),
+        api="anthropic",
         default_api_base="https://api.kimi.com/coding",
         strip_base_suffix="/v1",
         cache_control=True,
@@ -125,14 +130,14 @@ PROFILES: tuple[Profile, ...] = (
     # sends a blank placeholder).
     Profile("deepseek", prefixes=("deepseek/",), echo_reasoning=True),
     Profile("moonshot", prefixes=("moonshot/",), echo_reasoning=True),
-    # litellm's chat endpoint for Ollama is ollama_chat/ (ollama/ is completion).
-    Profile("ollama", prefixes=("ollama/",), rewrite=("ollama/", "ollama_chat/")),
+    # Ollama's own API; chat, not completion.
+    Profile("ollama", prefixes=("ollama/",), api="ollama"),
 )
 
 DEFAULT = Profile("default")
 
 #: an explicit ``api_base`` that no row claims: an OpenAI-compatible server
-OPENAI_COMPATIBLE = Profile("openai_compatible", bare_model_provider="openai")
+OPENAI_COMPATIBLE = Profile("openai_compatible", api="openai")
 
 
 def resolve(model: str, api_base: str | None = None) -> Profile:
@@ -150,12 +155,8 @@ def resolve(model: str, api_base: str | None = None) -> Profile:
     return row
 
 
-def apply_profile(profile: Profile, model: str, api_base: str | None) -> tuple[str, str | None]:
-    """``(model, api_base)`` as the provider must receive them."""
-    if profile.rewrite is not None:
-        old, new = profile.rewrite
-        if model.lower().startswith(old):
-            model = new + model[len(old) :]
+def api_base_for(profile: Profile, api_base: str | None) -> str | None:
+    """The base URL the provider must be sent to: the caller's, normalised, or the default."""
     if api_base:
         suffix = profile.strip_base_suffix
         trimmed = api_base.rstrip("/")
@@ -163,4 +164,4 @@ def apply_profile(profile: Profile, model: str, api_base: str | None) -> tuple[s
             api_base = trimmed[: -len(suffix)]
     else:
         api_base = profile.default_api_base
-    return model, api_base
+    return api_base

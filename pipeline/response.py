@@ -1,4 +1,9 @@
-"""A whole answer, ``Response``, and the messages an agent loop appends after it.
+"""A whole answer, ``Response``; the one fold of events into it; the messages after it.
+
+``ResponseBuilder`` is how every consumer that needs the answer so far
+folds the events (``collect``, the retry segment's partial output, the
+batch runner, the CLI, telemetry's captured output): ``feed`` each event,
+read what was delivered at any point, ``build()`` the ``Response``.
 
 An agent loop sends the conversation, runs the tools the model called, and
 sends it again with two more kinds of message: the model's own turn
@@ -13,10 +18,18 @@ from typing import Any
 
 import msgspec
 
-from pipeline.events import ToolCall, UsageSource
+from pipeline.events import (
+    Event,
+    Finish,
+    ReasoningDelta,
+    Retrying,
+    TextDelta,
+    ToolCall,
+    UsageSource,
+)
 from pipeline.request import openai_tool_calls
 
-__all__ = ["Response", "Usage", "tool_result"]
+__all__ = ["Response", "ResponseBuilder", "Usage", "tool_result"]
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +72,76 @@ class Response(msgspec.Struct, frozen=True, kw_only=True):
         if self.reasoning:
             msg["reasoning_content"] = self.reasoning
         return msg
+
+
+class ResponseBuilder:
+    """Events in, one ``Response`` out: the fold every consumer of answers shares.
+
+    ``feed`` takes every event of a run, in order (any event; those that are
+    not part of the answer are ignored). At any point, ``text``,
+    ``reasoning`` and ``tool_calls`` are what was delivered so far,
+    ``delivered`` says whether any of it was (text, reasoning or a tool call:
+    what a consumer may already have shown or acted on), ``finish`` is the
+    ``Finish`` once it came, and ``retries`` counts ``Retrying`` events.
+    ``build()`` is the ``Response``. Text is kept as its pieces and joined
+    when read, so feeding costs the same for every delta.
+    """
+
+    __slots__ = ("_reasoning", "_text", "delivered", "finish", "retries", "tool_calls")
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+        self.finish: Finish | None = None
+        self.retries = 0
+        self.delivered = False
+
+    def feed(self, ev: Event) -> None:
+        kind = type(ev)
+        if kind is TextDelta:
+            self._text.append(ev.text)  # type: ignore[union-attr]
+            self.delivered = True
+        elif kind is ToolCall:
+            self.tool_calls.append(ev)  # type: ignore[arg-type]
+            self.delivered = True
+        elif kind is ReasoningDelta:
+            self._reasoning.append(ev.text)  # type: ignore[union-attr]
+            self.delivered = True
+        elif kind is Finish:
+            self.finish = ev  # type: ignore[assignment]
+        elif kind is Retrying:
+            self.retries += 1
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._reasoning)
+
+    def build(self) -> Response:
+        """The answer so far as a ``Response`` (usage and stop reason from ``Finish``)."""
+        finish = self.finish
+        if finish is None:
+            return Response(
+                text=self.text, tool_calls=tuple(self.tool_calls), reasoning=self.reasoning
+            )
+        return Response(
+            text=self.text,
+            tool_calls=tuple(self.tool_calls),
+            stop_reason=finish.stop_reason,
+            usage=Usage(
+                input_tokens=finish.input_tokens,
+                output_tokens=finish.output_tokens,
+                cached_tokens=finish.cached_tokens,
+                source=finish.usage_source,
+            ),
+            model=finish.model,
+            reasoning=self.reasoning,
+            retries=self.retries,
+        )
 
 
 _json = msgspec.json.Encoder()

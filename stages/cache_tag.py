@@ -16,8 +16,10 @@ from typing import Any
 
 import msgspec
 
+from pipeline.context import Context
 from pipeline.events import Event, Request
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import Stage, stage
 
 __all__ = ["EPHEMERAL", "cache_tag", "tag_system"]
 

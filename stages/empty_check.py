@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from pipeline.context import Context
 from pipeline.errors import EmptyResponse
 from pipeline.events import Event, Finish, TextDelta, ToolCall
+from pipeline.runner import closing
 from pipeline.secrets import guard_logger
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.stage import Stage, stage
 
 __all__ = ["empty_check"]
 

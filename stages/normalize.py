@@ -5,8 +5,10 @@ emits: the normalized ``Request``
 passes through: every other event
 buffers: nothing
 
-- the provider profile (``ctx.profile``): model rewrite, default or
-  normalised ``api_base``, a default system prompt where one is required;
+- the provider profile (``ctx.profile``): default or normalised
+  ``api_base``, a default system prompt where one is required (the model
+  string is left as the caller wrote it: how a backend routes it is the
+  backend's business);
 - system prompts first: ``Request.system`` becomes the first message, and
   system messages found later in the list move up behind it, in order;
 - JSON mode as an instruction appended to the system prompt (one is created
@@ -31,10 +33,12 @@ from typing import Any
 
 import msgspec
 
+from pipeline.context import Context
 from pipeline.events import Event, Request
-from pipeline.profiles import DEFAULT, Profile, apply_profile
+from pipeline.profiles import DEFAULT, Profile, api_base_for
 from pipeline.request import ToolSpec
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import Stage, stage
 
 __all__ = ["JSON_INSTRUCTION", "normalize", "normalize_request", "normalize_tool"]
 
@@ -52,7 +56,7 @@ def normalize() -> Stage:
 
 def normalize_request(req: Request, profile: Profile = DEFAULT) -> Request:
     """The pure function behind the stage."""
-    model, api_base = apply_profile(profile, req.model, req.api_base)
+    api_base = api_base_for(profile, req.api_base)
     systems: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
     if req.system:
@@ -74,7 +78,6 @@ def normalize_request(req: Request, profile: Profile = DEFAULT) -> Request:
     tools = [normalize_tool(t) for t in req.tools] if req.tools else None
     return msgspec.structs.replace(
         req,
-        model=model,
         api_base=api_base,
         messages=systems + others,
         system=None,

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from pipeline.context import Context
 from pipeline.events import Chunk, Event, Finish, ReasoningDelta, TextDelta, TextEnd
+from pipeline.runner import closing
 from pipeline.secrets import guard_logger
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.stage import Stage, stage
 from stages.toolcalls import ToolCallAssembler
 
 __all__ = ["reassemble"]

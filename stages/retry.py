@@ -20,7 +20,7 @@ Rules (``pipeline.policy`` has the numbers):
 - internal errors (``InternalError``, and any exception that is not a
   ``PipelineError``) are bugs: they pass through untouched;
 - waits go through ``ctx.sleep``, and calls to one endpoint share a gate
-  (``stages.gates``: in-process, or in Redis across processes): a 429 makes
+  (``stages.gate``: in-process, or in Redis across processes): a 429 makes
   every call to that endpoint wait;
 - an optional deadline bounds the whole call, waits included;
 - rate limits and empty answers are dumped when dumps are on
@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pipeline.context import Attempt, Context
 from pipeline.errors import (
     EmptyResponse,
     PipelineError,
@@ -44,19 +45,28 @@ from pipeline.errors import (
     StreamInterrupted,
     redact,
 )
-from pipeline.events import Event, ReasoningDelta, Request, Retrying, TextDelta, ToolCall
-from pipeline.policy import RetryPolicy, jittered, retry_delay, server_delay
+from pipeline.events import Event, Request, Retrying
+from pipeline.policy import (
+    RETRY_CAUSES,
+    RetryCause,
+    RetryPolicy,
+    jittered,
+    retry_delay,
+    server_delay,
+)
+from pipeline.response import ResponseBuilder
+from pipeline.runner import closing, once
 from pipeline.secrets import guard_logger
-from pipeline.stage import Context, Segment, Stage, closing, once
-from stages.dumps import dump_dir, dump_payload, write_dump
-from stages.gates import select_gate
+from pipeline.stage import Segment, Stage
+from stages.dumps import DumpFile, dump_dir, write_dump
+from stages.gate import select_gate
 
 __all__ = ["Retry", "cause_of", "retry"]
 
 log = guard_logger("llmpipe.retry")
 
 
-def cause_of(exc: BaseException) -> str | None:
+def cause_of(exc: BaseException) -> RetryCause | None:
     """The retry budget a failure draws on, or ``None`` if it is not retried."""
     if isinstance(exc, RetriesExhausted):  # an inner segment already spent a budget on it
         return None
@@ -69,7 +79,9 @@ def cause_of(exc: BaseException) -> str | None:
     return None
 
 
-def delay_for(cause: str, exc: PipelineError, n: int, policy: RetryPolicy) -> tuple[float, bool]:
+def delay_for(
+    cause: RetryCause, exc: PipelineError, n: int, policy: RetryPolicy
+) -> tuple[float, bool]:
     """``(seconds, server_given)`` before retry number ``n`` (from 0) of ``cause``."""
     if cause == "empty":
         return policy.empty_delay_s, False
@@ -106,53 +118,44 @@ class Retry:
 
     async def _attempts(self, req: Request, ctx: Context) -> AsyncIterator[Event]:
         policy = ctx.policy
-        used = {"rate_limited": 0, "transient": 0, "empty": 0}
+        used: dict[RetryCause, int] = dict.fromkeys(RETRY_CAUSES, 0)
         deadline = None if policy.deadline_s is None else ctx.clock() + policy.deadline_s
         gate = select_gate(ctx, req)
         dumps = dump_dir(policy.dump_dir)
-        text: list[str] = []
-        calls: list[ToolCall] = []
-        delivered = False
+        delivered = ResponseBuilder()  # what reached the consumer, across attempts
         attempt = 0
         while True:
             attempt += 1
-            ctx.recording = [] if dumps is not None else None
+            current = Attempt(attempt, recording=[] if dumps is not None else None)
+            inner_ctx = ctx.for_attempt(current)
             try:
                 async with (
                     gate.slot(ctx.clock, ctx.sleep),
-                    closing(ctx.run(self.stages, once(req))) as inner,
+                    closing(inner_ctx.run(self.stages, once(req))) as inner,
                 ):
                     while True:
                         try:
                             ev = await _pull(inner, ctx, deadline)
                         except StopAsyncIteration:
                             break
-                        kind = type(ev)
-                        if kind is TextDelta:
-                            text.append(ev.text)  # type: ignore[union-attr]
-                            delivered = True
-                        elif kind is ToolCall:
-                            calls.append(ev)  # type: ignore[arg-type]
-                            delivered = True
-                        elif kind is ReasoningDelta:
-                            delivered = True
+                        delivered.feed(ev)
                         yield ev
                 return
             except StreamInterrupted:
                 raise  # an inner segment's: it already carries what was delivered
             except PipelineError as exc:
-                if delivered:
+                if delivered.delivered:
                     raise StreamInterrupted(
                         f"the stream failed after content was delivered: {exc}",
-                        partial_text="".join(text),
-                        partial_tool_calls=calls,
+                        partial_text=delivered.text,
+                        partial_tool_calls=delivered.tool_calls,
                         transient=bool(getattr(exc, "transient", False)),
                     ) from exc
                 cause = cause_of(exc)
                 if cause is None or policy.budget(cause) == 0:
                     raise
                 if dumps is not None and cause in ("rate_limited", "empty"):
-                    await _dump(dumps, req, ctx, exc, cause, attempt)
+                    await _dump(dumps, req, ctx, exc, cause, current)
                 if used[cause] >= policy.budget(cause):
                     raise RetriesExhausted.after(
                         exc,
@@ -181,8 +184,6 @@ class Retry:
                     used[cause],
                     policy.budget(cause),
                 )
-            finally:
-                ctx.recording = None
             yield Retrying(attempt=attempt, delay_s=delay, reason=cause)
             await ctx.sleep(delay)
 
@@ -200,17 +201,22 @@ async def _pull(inner: AsyncIterator[Event], ctx: Context, deadline: float | Non
 
 
 async def _dump(
-    directory: Path, req: Request, ctx: Context, exc: PipelineError, cause: str, attempt: int
+    directory: Path,
+    req: Request,
+    ctx: Context,
+    exc: PipelineError,
+    cause: RetryCause,
+    attempt: Attempt,
 ) -> None:
-    payload = dump_payload(
+    dump = DumpFile.of(
         request=req,
         error_kind=cause,
         error=str(exc),
-        attempt=attempt,
+        attempt=attempt.number,
         tokens=await ctx.count_tokens(req),
-        chunks=ctx.recording or (),
+        chunks=attempt.recording or (),
     )
-    path = await write_dump(directory, payload, max_files=ctx.policy.max_dumps)
+    path = await write_dump(directory, dump, max_files=ctx.policy.max_dumps)
     if path is not None:
         log.warning("%s: failed request dumped to %s", req.model, path)
 

@@ -27,10 +27,12 @@ from dataclasses import dataclass, replace
 
 import msgspec
 
+from pipeline.context import Context
 from pipeline.errors import ProviderError
 from pipeline.events import Chunk, Event, Request, ToolFragment
+from pipeline.runner import closing, once
 from pipeline.secrets import guard_logger
-from pipeline.stage import Context, Segment, Stage, closing, once
+from pipeline.stage import Segment, Stage
 from stages.compat_parse import parse_compat_answer
 
 __all__ = ["ModelMemory", "ToolCompat", "compat_request", "tool_compat"]

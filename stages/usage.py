@@ -17,8 +17,10 @@ from typing import Any
 
 import msgspec
 
+from pipeline.context import Context
 from pipeline.events import Chunk, Event, Finish, TextDelta, ToolCall
-from pipeline.stage import Context, Stage, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import Stage, stage
 
 __all__ = ["parse_usage", "usage"]
 

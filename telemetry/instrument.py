@@ -15,9 +15,11 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
+from pipeline.context import Context
 from pipeline.events import Event
+from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
-from pipeline.stage import PLAIN, Context, Stage, run_stages
+from pipeline.stage import PLAIN, Stage
 from telemetry import genai
 from telemetry.metrics import CallMetrics
 from telemetry.spans import CallTelemetry
@@ -98,6 +100,10 @@ class TelemetryInstrument:
     ) -> AsyncIterator[Event]:
         """Outside a call started by ``run`` there is no root span: the stage runs as it is."""
         return st(upstream, ctx)
+
+    def first_chunk(self, ctx: Context) -> None:
+        """Outside a call started by ``run`` there is nothing to time."""
+        return None
 
     def tracer(self) -> Tracer | None:
         """The tracer calls would use now, or ``None`` when no span could record."""

@@ -2,27 +2,21 @@
 
 Stage bodies hold no span code: ``CallTelemetry`` is the call's instrument
 (``ctx.instrument``, put there by ``TelemetryInstrument``), so ``run_stages``
-hands it every stage to wrap. Each stage's span
+hands it every stage to wrap, as a ``StageRun`` (``telemetry.stage_spans``:
+a span per stage run, current only around its pulls). This module is the
+call: the root span (GenAI attributes, the answer's output when captured,
+the outcome), its metrics, and what stage runs share.
 
-- starts on the stage's first pull, with an explicit parent: the call's root
-  span, or the segment (``retry``, ``tool_compat``) whose inner stage it is;
-- is current only around each pull from the stage, never across a ``yield``,
-  so the consumer's own spans never become its children and no context is
-  left attached when a stream is closed from another task or by the garbage
-  collector;
-- ends exactly once, in ``finally``, with its outcome: ok, closed (the
-  consumer stopped early), cancelled, or error (the only one with an error
-  status); with the events in and out and the time spent in the stage itself
-  (its pulls less its upstream's).
-
-``Retrying`` events become span events of the stage that emitted them; the
-first ``Chunk`` out of ``dispatch`` gives the time to first chunk. Telemetry
-never breaks the pipeline: its own failures are logged at debug level.
+What telemetry knows of attempts and chunks it is told: a stage run's attempt
+is ``ctx.attempt`` (the retry segment's copy of the context), and dispatch
+calls ``first_chunk`` from inside its own pull when an answer's first chunk
+arrives, so the time to first chunk goes on the span of the stage being
+pulled then, and the first of the call on the root. Telemetry never breaks
+the pipeline: its own failures are logged at debug level.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,66 +26,41 @@ from opentelemetry import trace
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from pipeline.events import Chunk, Event, Finish, Retrying, TextEnd, ToolCall
+from pipeline.context import Context
+from pipeline.events import Event, Retrying
+from pipeline.response import ResponseBuilder
+from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
-from pipeline.stage import Context, Stage, run_stages
+from pipeline.stage import Stage
 from telemetry import genai
 from telemetry.metrics import CallMetrics
+from telemetry.stage_spans import Counter, StageRun, aclose, counted, outcome_of
 
 __all__ = ["CallTelemetry"]
 
 log = guard_logger("llmpipe.telemetry")
 
 
-class _Count:
-    """How many events an iterator gave (a stage's events out, its downstream's events in)."""
-
-    __slots__ = ("out",)
-
-    def __init__(self) -> None:
-        self.out = 0
-
-
-class _Rec(_Count):
-    """One stage run's measurements."""
-
-    __slots__ = ("attempt", "index", "name", "parent", "self_s", "up", "watch_chunk")
-
-    def __init__(
-        self, name: str, index: int, up: _Count, parent: Span | None, attempt: int | None
-    ) -> None:
-        super().__init__()
-        self.name = name
-        self.index = index
-        self.up = up
-        self.parent = parent
-        self.attempt = attempt
-        self.self_s = 0.0
-        self.watch_chunk = name == "dispatch"
-
-
 class CallTelemetry:
     """One call's telemetry, and the instrument of its stages (``ctx.instrument``)."""
 
     __slots__ = (
+        "answer",
         "attrs",
-        "calls",
         "capture",
-        "finish",
         "last_error",
         "last_retrying",
         "meters",
         "nested",
         "parent",
         "profile",
+        "pulling",
         "recording",
         "recs",
         "request",
-        "retries",
         "root",
         "spans",
         "started",
-        "text",
         "tracer",
         "ttfc",
     )
@@ -110,14 +79,14 @@ class CallTelemetry:
         self.attrs: dict[str, Any] = {}
         #: this call's stage spans and stage runs (kept, so no id is reused while it runs)
         self.spans: dict[int, Span] = {}
-        self.recs: dict[AsyncIterator[Event], _Rec] = {}
+        self.recs: dict[AsyncIterator[Event], StageRun] = {}
         self.nested = 0.0
+        #: the stage run whose pull is in progress, innermost (whom ``first_chunk`` is about)
+        self.pulling: StageRun | None = None
         self.started = 0.0
         self.ttfc: float | None = None
-        self.retries = 0
-        self.finish: Finish | None = None
-        self.text = ""
-        self.calls: list[ToolCall] = []
+        #: what the consumer was given: finish, retries, and the output content to capture
+        self.answer = ResponseBuilder()
         self.last_retrying: Retrying | None = None
         self.last_error: BaseException | None = None
 
@@ -131,24 +100,21 @@ class CallTelemetry:
     def stage(
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
     ) -> AsyncIterator[Event]:
-        if self.tracer is None:  # metrics only: watch dispatch for the first chunk
-            if st.name != "dispatch":
-                return st(upstream, ctx)
-            rec = _Rec(st.name, 0, _Count(), None, None)
-            return self._plain(st(upstream, ctx), rec)
+        if self.tracer is None:  # metrics only: first_chunk is all they need
+            return st(upstream, ctx)
         up = self.recs.get(upstream)
         if up is None:
-            counter = _Count()
-            upstream = _counted(upstream, counter)
+            counter = Counter()
+            upstream = counted(upstream, counter)
             index = 0
         else:
             counter, index = up, up.index + 1
         # Inside a segment's pull its span is current: it is the parent.
         parent = self.spans.get(id(trace.get_current_span()))
-        attempt = self.retries + 1 if parent is not None else None
-        rec = _Rec(st.name, index, counter, parent, attempt)
-        wrapped = self._stage(st(upstream, ctx), rec)
-        self.recs[wrapped] = rec
+        attempt = ctx.attempt.number if ctx.attempt is not None else None
+        run = StageRun(self, st.name, index, counter, parent, attempt)
+        wrapped = run.run(st(upstream, ctx))
+        self.recs[wrapped] = run
         return wrapped
 
     # --- the root span ----------------------------------------------------------------
@@ -157,30 +123,16 @@ class CallTelemetry:
         self._start_root()
         outcome, error = "ok", None
         try:
+            feed = self.answer.feed
             async for ev in events:
-                kind = type(ev)
-                if kind is Finish:
-                    self.finish = ev  # type: ignore[assignment]
-                elif kind is Retrying:
-                    self.retries += 1
-                elif self.capture:
-                    if kind is TextEnd:
-                        self.text = ev.text  # type: ignore[union-attr]
-                    elif kind is ToolCall:
-                        self.calls.append(ev)  # type: ignore[arg-type]
+                feed(ev)
                 yield ev
-        except GeneratorExit:
-            outcome = "closed"
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
         except BaseException as exc:
-            outcome, error = "error", exc
+            outcome, error = outcome_of(exc)
             raise
         finally:
             try:
-                await _aclose(events)
+                await aclose(events)
             finally:
                 self._end_root(outcome, error)
 
@@ -215,19 +167,21 @@ class CallTelemetry:
         root = self.root
         try:
             if root is not None and self.recording:
+                answer = self.answer
                 attrs: dict[str, Any] = {
                     "llmpipe.outcome": outcome,
-                    "llmpipe.retries": self.retries,
+                    "llmpipe.retries": answer.retries,
                 }
-                if self.finish is not None:
-                    attrs.update(genai.response_attributes(self.finish))
+                if answer.finish is not None:
+                    attrs.update(genai.response_attributes(answer.finish))
                 if self.ttfc is not None:
                     attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self.ttfc
-                if self.capture and (self.text or self.calls or self.finish is not None):
-                    attrs.update(genai.output_content(self.text, self.calls, self.finish))
+                if self.capture and (answer.delivered or answer.finish is not None):
+                    text = answer.text
+                    attrs.update(genai.output_content(text, answer.tool_calls, answer.finish))
                 root.set_attributes(attrs)
                 if error is not None:
-                    self._fail(root, error)
+                    self.fail(root, error)
         except Exception:
             log.debug("telemetry: cannot finish the call's span", exc_info=True)
         finally:
@@ -239,136 +193,26 @@ class CallTelemetry:
                     self.attrs,
                     duration_s=duration if outcome in ("ok", "error") else None,
                     ttfc_s=self.ttfc,
-                    finish=self.finish,
+                    finish=self.answer.finish,
                     error_type=etype,
                 )
             except Exception:
                 log.debug("telemetry: cannot record the call's metrics", exc_info=True)
 
-    # --- stage spans ------------------------------------------------------------------
-
-    async def _stage(self, inner: AsyncIterator[Event], rec: _Rec) -> AsyncIterator[Event]:
-        span = self._start_stage(rec) if self.recording else None
-        if span is None:  # not sampled (or the span could not start): no span, same events
-            plain = self._plain(inner, rec)
-            try:
-                async for ev in plain:
-                    yield ev
-            finally:
-                await _aclose(plain)
-            return
-        span_ctx = trace.set_span_in_context(span, self.parent)
-        attach, detach, clock = otel_context.attach, otel_context.detach, time.perf_counter
-        outcome, error = "ok", None
-        started = clock()
-        try:
-            while True:
-                token = attach(span_ctx)
-                nested = self.nested
-                t0 = clock()
-                try:
-                    ev = await inner.__anext__()
-                except StopAsyncIteration:
-                    break
-                finally:
-                    spent = clock() - t0
-                    rec.self_s += spent - (self.nested - nested)
-                    self.nested = nested + spent
-                    detach(token)
-                rec.out += 1
-                kind = type(ev)
-                if kind is Chunk:
-                    if rec.watch_chunk:
-                        rec.watch_chunk = False
-                        self._first_chunk(span, clock() - started)
-                elif kind is Retrying and ev is not self.last_retrying:
-                    self.last_retrying = ev  # type: ignore[assignment]
-                    self._retrying(span, ev)  # type: ignore[arg-type]
-                yield ev
-        except GeneratorExit:
-            outcome = "closed"
-            raise
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
-        except BaseException as exc:
-            outcome, error = "error", exc
-            raise
-        finally:
-            try:
-                await _aclose(inner)
-            finally:
-                self._end_stage(span, rec, outcome, error)
-
-    async def _plain(self, inner: AsyncIterator[Event], rec: _Rec) -> AsyncIterator[Event]:
-        """A stage run with no span (not sampled, or metrics only): the first chunk only."""
-        started = time.perf_counter()
-        try:
-            async for ev in inner:
-                if rec.watch_chunk and type(ev) is Chunk:
-                    rec.watch_chunk = False
-                    self._first_chunk(None, time.perf_counter() - started)
-                yield ev
-        finally:
-            await _aclose(inner)
-
-    def _start_stage(self, rec: _Rec) -> Span | None:
-        parent = rec.parent if rec.parent is not None else self.root
-        if self.tracer is None or parent is None:
-            return None
-        attrs: dict[str, Any] = {"llmpipe.stage.name": rec.name, "llmpipe.stage.index": rec.index}
-        if rec.attempt is not None:
-            attrs["llmpipe.attempt"] = rec.attempt
-        try:
-            span = self.tracer.start_span(
-                rec.name, context=trace.set_span_in_context(parent, self.parent), attributes=attrs
-            )
-        except Exception:
-            log.debug("telemetry: cannot start a stage span", exc_info=True)
-            return None
-        self.spans[id(span)] = span
-        return span
-
-    def _end_stage(self, span: Span, rec: _Rec, outcome: str, error: BaseException | None) -> None:
-        try:
-            span.set_attributes(
-                {
-                    "llmpipe.stage.outcome": outcome,
-                    "llmpipe.stage.events_in": rec.up.out,
-                    "llmpipe.stage.events_out": rec.out,
-                    "llmpipe.stage.self_time_s": max(rec.self_s, 0.0),
-                }
-            )
-            if error is not None:
-                self._fail(span, error)
-        except Exception:
-            log.debug("telemetry: cannot finish a stage span", exc_info=True)
-        finally:
-            span.end()
-
-    def _first_chunk(self, span: Span | None, since_stage_start: float) -> None:
+    def first_chunk(self, ctx: Context) -> None:
+        """Dispatch got an answer's first chunk: the time to it, on the call (the
+        first one) and on the span of the stage run being pulled (dispatch's own)."""
+        now = time.perf_counter()
         if self.ttfc is None:
-            self.ttfc = time.perf_counter() - self.started
-        if span is not None:
+            self.ttfc = now - self.started
+        rec = self.pulling
+        if rec is not None and rec.span is not None:
             try:
-                span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, since_stage_start)
+                rec.span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, now - rec.started)
             except Exception:
                 log.debug("telemetry: cannot record the first chunk", exc_info=True)
 
-    def _retrying(self, span: Span, ev: Retrying) -> None:
-        try:
-            span.add_event(
-                "retry",
-                {
-                    "llmpipe.retry.attempt": ev.attempt,
-                    "llmpipe.retry.delay_s": ev.delay_s,
-                    "llmpipe.retry.reason": ev.reason,
-                },
-            )
-        except Exception:
-            log.debug("telemetry: cannot record a retry", exc_info=True)
-
-    def _fail(self, span: Span, error: BaseException) -> None:
+    def fail(self, span: Span, error: BaseException) -> None:
         """Error status and ``error.type``; the exception event only where it was first seen."""
         secret = self.request.api_key
         span.set_attribute(genai.ERROR_TYPE, genai.error_type(error))
@@ -376,18 +220,3 @@ class CallTelemetry:
         if error is not self.last_error:
             self.last_error = error
             span.add_event("exception", genai.exception_attributes(error, secret))
-
-
-async def _counted(upstream: AsyncIterator[Event], counter: _Count) -> AsyncIterator[Event]:
-    try:
-        async for ev in upstream:
-            counter.out += 1
-            yield ev
-    finally:
-        await _aclose(upstream)
-
-
-async def _aclose(events: AsyncIterator[Event]) -> None:
-    close = getattr(events, "aclose", None)
-    if close is not None:
-        await close()

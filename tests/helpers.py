@@ -6,10 +6,11 @@ import socket
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from pipeline.context import Context
 from pipeline.events import Event
 from pipeline.profiles import resolve
 from pipeline.request import Request
-from pipeline.stage import Context, Stage
+from pipeline.stage import Stage
 
 
 def make_request(**overrides: Any) -> Request:

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pipeline import Pipeline, testing
+from pipeline.context import Context
 from pipeline.events import Chunk, Event, TextDelta
-from pipeline.stage import Context, Stage, stage
+from pipeline.stage import Stage, stage
 
 REQ = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 

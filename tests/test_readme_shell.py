@@ -35,7 +35,7 @@ import pytest
 from pipeline import Pipeline, Request, cli
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Reply
-from stages.dispatch import close_clients
+from stages.dispatch.litellm import close_loop_clients
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MODEL = "readme-model"
@@ -169,7 +169,7 @@ def _make_dump(path: Path, fake: FakeProvider) -> None:
             api_key="sk-dump",
         )
         await pipe.acomplete(req)
-        await close_clients()
+        await close_loop_clients()
 
     asyncio.run(record())
     (written,) = path.parent.glob("*empty*.json")

@@ -22,9 +22,9 @@ from pipeline.compat.helpers import (
     tool_to_openai_format,
 )
 from pipeline.compat.translate import EventTranslator, to_llm_response
-from pipeline.core import Pipeline
 from pipeline.errors import InvalidRequest
-from pipeline.profiles import apply_profile, resolve
+from pipeline.pipeline import Pipeline
+from pipeline.profiles import Profile, api_base_for, resolve
 from pipeline.request import Request, ToolSpec
 
 __all__ = ["LiteLLMProvider"]
@@ -45,9 +45,9 @@ class LiteLLMProvider:
     """A drop-in for the reference framework's ``LiteLLMProvider``.
 
     ``model``, ``api_key`` and ``api_base`` are read as the reference read
-    them: the profile's model rewrite and default base (``kimi/`` goes as
-    ``anthropic/`` to Kimi's ``/coding`` base; MiniMax and OpenRouter get
-    their bases unless one is given). No key is checked here: litellm finds
+    them: ``kimi/x`` reads ``anthropic/x`` with Kimi's ``/coding`` base,
+    MiniMax and OpenRouter get their bases unless one is given, any other
+    model reads as given (``ollama/llama3``). No key is checked here: litellm finds
     it in the provider's environment variable at call time, as before.
 
     ``kwargs`` go to every call as ``Request.extra`` (``temperature``,
@@ -74,7 +74,11 @@ class LiteLLMProvider:
         for key, why in _REFUSED.items():
             if key in kwargs:
                 raise InvalidRequest(key, f"is not a provider option: {why}")
-        self.model, self.api_base = apply_profile(resolve(model, api_base), model, api_base)
+        profile = resolve(model, api_base)
+        self.model, self.api_base = (
+            _reference_model(model, profile),
+            api_base_for(profile, api_base),
+        )
         self.api_key = api_key
         self.extra_kwargs: dict[str, Any] = kwargs
         self._pipeline = pipeline if pipeline is not None else Pipeline.default()
@@ -208,3 +212,13 @@ class LiteLLMProvider:
                 transient_retries=min(max_retries, policy.transient_retries),
             )
         )
+
+
+def _reference_model(model: str, profile: Profile) -> str:
+    """The model as the reference's constructor read it: a model of a provider that
+    speaks Anthropic's API under its own prefix (``kimi/x``) as ``anthropic/x``;
+    every other model as given (``ollama/llama3`` stays ``ollama/llama3``)."""
+    prefix, slash, rest = model.partition("/")
+    if profile.api == "anthropic" and slash and f"{prefix.lower()}/" in profile.prefixes:
+        return f"anthropic/{rest}"
+    return model

@@ -13,7 +13,6 @@ contract, kept here at the edge: the pipeline's own events never carry it.
 
 from __future__ import annotations
 
-from pipeline.client import Response
 from pipeline.compat.events import (
     FinishEvent,
     LLMResponse,
@@ -27,6 +26,7 @@ from pipeline.compat.events import (
 )
 from pipeline.compat.helpers import error_text, is_recoverable
 from pipeline.events import Event, Finish, ReasoningDelta, TextDelta, TextEnd, ToolCall
+from pipeline.response import Response
 
 __all__ = ["EventTranslator", "to_llm_response"]
 

@@ -10,14 +10,14 @@ import pytest
 from pipeline import Pipeline, Request
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Reply
-from stages.dispatch import close_clients, import_litellm
+from stages.dispatch.litellm import close_loop_clients, import_litellm
 
 
 @pytest.fixture(autouse=True)
 async def _close_litellm_clients() -> AsyncIterator[None]:
     """Each test has its own event loop: close litellm's pooled connections with it."""
     yield
-    await close_clients()
+    await close_loop_clients()
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,7 @@ from typing import Any
 
 from pipeline import Pipeline, ToolSpec, tool_result
 from pipeline.events import ToolCall
-from pipeline.testing import FakeProvider, Reasoning, Reply, Text, ToolDelta
-from pipeline.testing import Finish as FinishStep
+from pipeline.testing import FakeProvider, FinishStep, Reasoning, Reply, Text, ToolDelta
 
 
 async def test_tool_call_events_appended_to_an_assistant_message_reach_the_server(

@@ -29,14 +29,14 @@ from pipeline.testing import (
     Drop,
     FakeClock,
     FakeProvider,
+    FinishStep,
     Reasoning,
     Reply,
     Stall,
     Text,
     ToolDelta,
-    Usage,
+    UsageStep,
 )
-from pipeline.testing import Finish as FinishStep
 
 KEY = "sk-test-key-not-real-0123"
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -63,7 +63,7 @@ def sent(fake: FakeProvider, i: int = 0) -> dict[str, Any]:
 
 
 async def test_complete_basic(fake: FakeProvider, clock: FakeClock) -> None:
-    fake.script(Reply.text("Hello! I'm an AI assistant.", usage=Usage(10, 20)))
+    fake.script(Reply.text("Hello! I'm an AI assistant.", usage=UsageStep(10, 20)))
     resp = provider(fake, clock).complete(messages=HELLO)
     assert (resp.content, resp.model, resp.input_tokens, resp.output_tokens, resp.stop_reason) == (
         "Hello! I'm an AI assistant.",
@@ -156,7 +156,7 @@ async def test_json_mode_is_an_instruction_in_the_system_prompt(
 
 
 async def test_acomplete_maps_the_answer(fake: FakeProvider, clock: FakeClock) -> None:
-    fake.script(Reply.text("async ", "hello", usage=Usage(10, 5)))
+    fake.script(Reply.text("async ", "hello", usage=UsageStep(10, 5)))
     resp = await provider(fake, clock).acomplete(messages=HELLO, system="You are helpful.")
     assert (resp.content, resp.model, resp.input_tokens, resp.output_tokens) == (
         "async hello",
@@ -279,7 +279,7 @@ async def test_stream_events_in_the_reference_order(fake: FakeProvider, clock: F
                 ToolDelta(0, "call_1", "search", '{"q": '),
                 ToolDelta(0, arguments='"x"}'),
                 FinishStep("tool_calls"),
-                Usage(10, 5),
+                UsageStep(10, 5),
             )
         )
     )
@@ -314,7 +314,7 @@ async def test_reasoning_events_come_before_the_text(fake: FakeProvider, clock: 
 async def test_usage_after_the_finish_chunk_is_counted(
     fake: FakeProvider, clock: FakeClock
 ) -> None:
-    fake.script(Reply.text("Hi", usage=Usage(10, 5, cached_tokens=4), usage_after_finish=True))
+    fake.script(Reply.text("Hi", usage=UsageStep(10, 5, cached_tokens=4), usage_after_finish=True))
     events = await collect(provider(fake, clock).stream(messages=HELLO))
     assert events[-1] == FinishEvent(
         stop_reason="stop", input_tokens=10, output_tokens=5, cached_tokens=4, model="gpt-4o-mini"

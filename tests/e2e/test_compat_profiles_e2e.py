@@ -13,8 +13,7 @@ from pipeline.compat import (
     Tool,
     ToolCallEvent,
 )
-from pipeline.testing import FakeClock, FakeProvider, Reply, Text, ToolDelta, Usage
-from pipeline.testing import Finish as FinishStep
+from pipeline.testing import FakeClock, FakeProvider, FinishStep, Reply, Text, ToolDelta, UsageStep
 from tests.e2e.test_profiles_e2e import NO_TOOLS, OR_MODEL
 from tests.e2e.test_profiles_e2e import WEB_SEARCH as SEARCH_SPEC
 
@@ -36,7 +35,7 @@ async def collect(stream: Any) -> list[Any]:
 async def test_minimax_streams_from_one_non_streamed_call(
     fake: FakeProvider, clock: FakeClock
 ) -> None:
-    fake.script(Reply.text("hello from ", "minimax", usage=Usage(7, 4)))
+    fake.script(Reply.text("hello from ", "minimax", usage=UsageStep(7, 4)))
     p = provider(fake, clock, "minimax/minimax-text-01")
     events = await collect(p.stream(messages=HI))
     assert len(fake.requests) == 1
@@ -58,7 +57,7 @@ async def test_minimax_tool_calls_follow_the_stream_order(
                 Text("looking"),
                 ToolDelta(index=0, id="call_mm", name="lookup", arguments='{"k": 1}'),
                 FinishStep("tool_calls"),
-                Usage(7, 4),
+                UsageStep(7, 4),
             )
         )
     )
@@ -90,7 +89,7 @@ async def test_openrouter_falls_back_to_json_tool_emulation(
             ],
         }
     )
-    fake.script(NO_TOOLS, Reply.text(content, usage=Usage(18, 9)))
+    fake.script(NO_TOOLS, Reply.text(content, usage=UsageStep(18, 9)))
     events = await collect(
         provider(fake, clock, OR_MODEL).stream(
             messages=[{"role": "user", "content": "Search for the Python 3.13 release notes."}],
@@ -132,7 +131,7 @@ async def test_openrouter_textual_markers_and_the_model_is_remembered(
         "<|tool_call_start|>[ask_user_multiple(options=['Quartet Collaborator', "
         "'Project Advisor'], question='Who are you?', prompt='Who are you?')]<|tool_call_end|>"
     )
-    answer = Reply.text(content, usage=Usage(10, 5))
+    answer = Reply.text(content, usage=UsageStep(10, 5))
     fake.script(NO_TOOLS, answer, answer)
     p = provider(fake, clock, OR_MODEL)
     for _ in range(2):
@@ -159,7 +158,7 @@ async def test_openrouter_plain_text_tool_call_lines(fake: FakeProvider, clock: 
         "ask_user('What would you like to do?', ['Define a new agent', "
         "'Diagnose an existing agent', 'Explore tools'])"
     )
-    fake.script(NO_TOOLS, Reply.text(content, usage=Usage(11, 7)))
+    fake.script(NO_TOOLS, Reply.text(content, usage=UsageStep(11, 7)))
     events = await collect(provider(fake, clock, OR_MODEL).stream(messages=HI, tools=[tool]))
     [delta] = [e for e in events if isinstance(e, TextDeltaEvent)]
     assert delta.snapshot == "Queen has been loaded. It's ready to assist with your planning needs."
@@ -177,7 +176,9 @@ async def test_openrouter_plain_text_tool_call_lines(fake: FakeProvider, clock: 
 async def test_openrouter_non_json_answer_is_plain_text(
     fake: FakeProvider, clock: FakeClock
 ) -> None:
-    fake.script(NO_TOOLS, Reply.text("I can answer directly without tools.", usage=Usage(12, 6)))
+    fake.script(
+        NO_TOOLS, Reply.text("I can answer directly without tools.", usage=UsageStep(12, 6))
+    )
     events = await collect(
         provider(fake, clock, OR_MODEL).stream(
             messages=HI, tools=[WEB_SEARCH], system="Be concise."

@@ -28,10 +28,10 @@ import pytest
 
 from pipeline import Pipeline, Request, Response
 from pipeline.errors import PipelineError
-from pipeline.fakeprovider import Step
 from pipeline.policy import RetryPolicy
 from pipeline.testing import Drop, FakeProvider, Raw, RecordedRequest, Reply, Stall, Wire
-from stages.dispatch import close_clients
+from pipeline.testing.fakeprovider import Step
+from stages.dispatch.litellm import close_loop_clients
 from tests.e2e.conftest import warm_up
 
 ROOT = Path(__file__).parent.parent / "fixtures" / "realstreams"
@@ -366,7 +366,7 @@ async def test_mutated_real_streams_always_end_typed(fake: FakeProvider) -> None
             _, still = await asyncio.wait(pending, timeout=2.0)
             assert not still, f"cases {batch}..{batch + AT_ONCE} left tasks pending: {still}"
         assert time.monotonic() - run_start < RUN_BOUND_S
-    await close_clients()
+    await close_loop_clients()
     # the fuzz reached both outcomes, and several kinds of error
     assert kinds["Response"] > 0 and sum(kinds.values()) == FUZZ_CASES
     assert len(kinds) >= 4, kinds

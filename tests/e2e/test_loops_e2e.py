@@ -64,7 +64,7 @@ async def test_many_loops_and_threads_at_once_all_succeed(
             await asyncio.to_thread(everyone_called.wait)
             for _ in range(CALLS):
                 results["loop"].append((await p.acomplete(req)).text)
-            await p.release_loop()
+            await p.aclose()
 
         try:
             asyncio.run(main())

@@ -31,7 +31,7 @@ from pipeline.errors import (
 )
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Raw, Reply, Stall, Wire
-from stages.dispatch import close_clients
+from stages.dispatch.litellm import close_loop_clients
 from tests.e2e.conftest import warm_up
 
 # litellm's pydantic models warn about a wrong type before litellm raises; as in
@@ -473,7 +473,7 @@ async def assert_nothing_left_running(fake: FakeProvider) -> None:
     if pending:
         _, still = await asyncio.wait(pending, timeout=1.0)
         assert not still, still
-    await close_clients()
+    await close_loop_clients()
     await fake.wait_closed(timeout=2.0)
 
 

@@ -10,14 +10,12 @@ from pipeline.events import Event, Finish, ReasoningDelta, TextDelta, ToolCall
 from pipeline.testing import (
     FakeClock,
     FakeProvider,
+    FinishStep,
     Reasoning,
     Reply,
     Text,
     ToolDelta,
-    Usage,
-)
-from pipeline.testing import (
-    Finish as FinishStep,
+    UsageStep,
 )
 
 
@@ -33,7 +31,7 @@ async def test_anthropic_oauth_token_goes_only_as_bearer(
     pipe: Pipeline, fake: FakeProvider, request_to
 ) -> None:
     token = "sk-ant-oat01-test-oauth-token"
-    fake.script(Reply.text("Hello", " from Claude", usage=Usage(19, 6)))
+    fake.script(Reply.text("Hello", " from Claude", usage=UsageStep(19, 6)))
     resp = await pipe.acomplete(
         request_to(
             model="anthropic/claude-test",
@@ -76,7 +74,7 @@ async def test_anthropic_thinking_streams_as_reasoning(
                 Reasoning("Done."),
                 Text("42"),
                 FinishStep("stop"),
-                Usage(12, 8),
+                UsageStep(12, 8),
             )
         )
     )
@@ -96,7 +94,7 @@ async def test_anthropic_tool_calls_and_cached_usage(
                 ToolDelta(id="toolu_1", name="search", arguments='{"q": '),
                 ToolDelta(index=None, arguments='"llmpipe"}'),
                 FinishStep("tool_calls"),
-                Usage(30, 9, cache_read_input_tokens=20),
+                UsageStep(30, 9, cache_read_input_tokens=20),
             )
         )
     )
@@ -138,7 +136,7 @@ def minimax_reply() -> Reply:
             Text("from minimax"),
             ToolDelta(index=0, id="call_mm", name="lookup", arguments='{"k": 1}'),
             FinishStep("tool_calls"),
-            Usage(7, 4),
+            UsageStep(7, 4),
         )
     )
 
@@ -229,7 +227,7 @@ WEB_SEARCH = ToolSpec(
 )
 
 
-def compat_answer(content: str, usage: Usage) -> Reply:
+def compat_answer(content: str, usage: UsageStep) -> Reply:
     return Reply.text(content, usage=usage)
 
 
@@ -247,7 +245,7 @@ async def test_openrouter_falls_back_to_json_tool_emulation(
             ],
         }
     )
-    fake.script(NO_TOOLS, compat_answer(content, Usage(18, 9)))
+    fake.script(NO_TOOLS, compat_answer(content, UsageStep(18, 9)))
     req = request_to(
         model=OR_MODEL,
         messages=[{"role": "user", "content": "Search for the Python 3.13 release notes."}],
@@ -290,7 +288,7 @@ async def test_openrouter_textual_markers_and_the_model_is_remembered(
     )
     content = "<|tool_call_start|>[ask_user_multiple(options=['Quartet Collaborator', 'Project Advisor'], question='Who are you?', prompt='Who are you?')]<|tool_call_end|>"
     fake.script(
-        NO_TOOLS, compat_answer(content, Usage(10, 5)), compat_answer(content, Usage(10, 5))
+        NO_TOOLS, compat_answer(content, UsageStep(10, 5)), compat_answer(content, UsageStep(10, 5))
     )
     req = request_to(model=OR_MODEL, tools=[tool], max_tokens=128)
     expected = {
@@ -316,7 +314,7 @@ async def test_openrouter_plain_text_tool_call_lines(
         "Queen has been loaded. It's ready to assist with your planning needs.\n\n"
         "ask_user('What would you like to do?', ['Define a new agent', 'Diagnose an existing agent', 'Explore tools'])"
     )
-    fake.script(NO_TOOLS, compat_answer(content, Usage(11, 7)))
+    fake.script(NO_TOOLS, compat_answer(content, UsageStep(11, 7)))
     events = await events_of(pipe, request_to(model=OR_MODEL, tools=[tool]))
     assert [e.text for e in events if isinstance(e, TextDelta)] == [
         "Queen has been loaded. It's ready to assist with your planning needs."
@@ -337,7 +335,7 @@ async def test_openrouter_plain_text_tool_call_lines(
 async def test_openrouter_non_json_answer_is_plain_text(
     pipe: Pipeline, fake: FakeProvider, request_to
 ) -> None:
-    fake.script(NO_TOOLS, compat_answer("I can answer directly without tools.", Usage(12, 6)))
+    fake.script(NO_TOOLS, compat_answer("I can answer directly without tools.", UsageStep(12, 6)))
     events = await events_of(
         pipe, request_to(model=OR_MODEL, tools=[WEB_SEARCH], system="Be concise.")
     )

@@ -27,6 +27,7 @@ from pipeline.testing import (
     Drop,
     FakeClock,
     FakeProvider,
+    FinishStep,
     Raw,
     Reasoning,
     RecordedRequest,
@@ -35,7 +36,6 @@ from pipeline.testing import (
     Text,
     ToolDelta,
 )
-from pipeline.testing import Finish as FinishStep
 
 
 def virtual(clock: FakeClock, **policy: object) -> Pipeline:

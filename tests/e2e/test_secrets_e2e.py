@@ -27,7 +27,7 @@ from pipeline.errors import AuthenticationFailed, PipelineError
 from pipeline.events import TextDelta
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Raw, Reply, Text
-from stages.provider_faults import chain  # __cause__, __context__ (and litellm's original)
+from stages.dispatch.litellm.faults import chain  # __cause__, __context__ (and litellm's original)
 from telemetry import TelemetryInstrument
 
 # (the key the request carries, the part of it that must never appear)

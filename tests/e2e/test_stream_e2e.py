@@ -7,8 +7,7 @@ import pytest
 from pipeline import Pipeline, ToolSpec
 from pipeline.errors import EmptyResponse, MalformedToolCall
 from pipeline.events import Finish, TextDelta, TextEnd, ToolCall
-from pipeline.testing import FakeProvider, Reply, Text, ToolDelta, Usage
-from pipeline.testing import Finish as FinishStep
+from pipeline.testing import FakeProvider, FinishStep, Reply, Text, ToolDelta, UsageStep
 
 
 async def test_text_streams_as_deltas_then_text_end_and_finish(
@@ -127,7 +126,7 @@ async def test_bridge_pattern_all_calls_at_index_zero(
                 ToolDelta(index=0, id="call_B", name="get_weather", arguments=""),
                 ToolDelta(index=0, arguments='{"city":"Rome"}'),
                 FinishStep("tool_calls"),
-                Usage(10, 5),
+                UsageStep(10, 5),
             )
         )
     )
@@ -147,7 +146,7 @@ async def test_truncated_arguments_are_repaired(
             steps=(
                 ToolDelta(index=0, id="c", name="ask_user", arguments=raw),
                 FinishStep("length"),
-                Usage(5, 5),
+                UsageStep(5, 5),
             )
         )
     )
@@ -179,11 +178,14 @@ async def test_unrepairable_arguments_raise_without_partial_calls(
 @pytest.mark.parametrize(
     ("reply", "expected"),
     [
-        (Reply.text("a", usage=Usage(11, 7), usage_after_finish=True), (11, 7, 0, "provider")),
-        (Reply.text("a", usage=Usage(11, 7), usage_after_finish=False), (11, 7, 0, "provider")),
-        (Reply(steps=(Usage(12, 3), Text("a"), FinishStep("stop"))), (12, 3, 0, "provider")),
-        (Reply.text("a", usage=Usage(20, 2, cached_tokens=15)), (20, 2, 15, "provider")),
-        (Reply.text("a", usage=Usage(20, 2, cache_read_input_tokens=9)), (20, 2, 9, "provider")),
+        (Reply.text("a", usage=UsageStep(11, 7), usage_after_finish=True), (11, 7, 0, "provider")),
+        (Reply.text("a", usage=UsageStep(11, 7), usage_after_finish=False), (11, 7, 0, "provider")),
+        (Reply(steps=(UsageStep(12, 3), Text("a"), FinishStep("stop"))), (12, 3, 0, "provider")),
+        (Reply.text("a", usage=UsageStep(20, 2, cached_tokens=15)), (20, 2, 15, "provider")),
+        (
+            Reply.text("a", usage=UsageStep(20, 2, cache_read_input_tokens=9)),
+            (20, 2, 9, "provider"),
+        ),
     ],
     ids=["after-finish", "on-finish", "before-content", "cached-details", "cache-read"],
 )
@@ -233,7 +235,7 @@ async def test_reasoning_content_is_streamed(
     from pipeline.testing import Reasoning
 
     fake.script(
-        Reply(steps=(Reasoning("let me think"), Text("42"), FinishStep("stop"), Usage(3, 2)))
+        Reply(steps=(Reasoning("let me think"), Text("42"), FinishStep("stop"), UsageStep(3, 2)))
     )
     resp = await pipe.acomplete(request_to())
     assert (resp.reasoning, resp.text) == ("let me think", "42")

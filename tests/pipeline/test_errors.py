@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 
 from pipeline import errors
-from pipeline.cli_exits import exit_code, failure_kind
+from pipeline.cli.exits import exit_code, failure_kind
 from pipeline.errors import (
     ClientClosed,
     EmptyResponse,

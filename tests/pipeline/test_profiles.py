@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.profiles import DEFAULT, PROFILES, apply_profile, resolve
+from pipeline.profiles import DEFAULT, PROFILES, api_base_for, resolve
 
 
 @pytest.mark.parametrize(
@@ -84,46 +84,22 @@ def test_cache_control(model: str, cache: bool) -> None:
 @pytest.mark.parametrize(
     ("model", "api_base", "expected"),
     [
-        ("kimi/kimi-k2", None, ("anthropic/kimi-k2", "https://api.kimi.com/coding")),
-        (
-            "kimi/kimi-k2",
-            "https://api.kimi.com/coding/v1",
-            ("anthropic/kimi-k2", "https://api.kimi.com/coding"),
-        ),
-        (
-            "kimi/kimi-k2",
-            "https://proxy.example/v1/",
-            ("anthropic/kimi-k2", "https://proxy.example"),
-        ),
-        ("minimax/MiniMax-M2.1", None, ("minimax/MiniMax-M2.1", "https://api.minimax.io/v1")),
-        (
-            "minimax/MiniMax-M2.1",
-            "https://proxy.example/v1",
-            ("minimax/MiniMax-M2.1", "https://proxy.example/v1"),
-        ),
-        (
-            "openrouter/x-ai/grok-4",
-            None,
-            ("openrouter/x-ai/grok-4", "https://openrouter.ai/api/v1"),
-        ),
-        (
-            "openrouter/x-ai/grok-4",
-            "https://proxy.example/v1",
-            ("openrouter/x-ai/grok-4", "https://proxy.example/v1"),
-        ),
-        ("ollama/llama3", None, ("ollama_chat/llama3", None)),
-        ("openai/gpt-4o", None, ("openai/gpt-4o", None)),
-        (
-            "openai/gpt-4o",
-            "https://proxy.example/v1",
-            ("openai/gpt-4o", "https://proxy.example/v1"),
-        ),
+        ("kimi/kimi-k2", None, "https://api.kimi.com/coding"),
+        ("kimi/kimi-k2", "https://api.kimi.com/coding/v1", "https://api.kimi.com/coding"),
+        ("kimi/kimi-k2", "https://proxy.example/v1/", "https://proxy.example"),
+        ("minimax/MiniMax-M2.1", None, "https://api.minimax.io/v1"),
+        ("minimax/MiniMax-M2.1", "https://proxy.example/v1", "https://proxy.example/v1"),
+        ("openrouter/x-ai/grok-4", None, "https://openrouter.ai/api/v1"),
+        ("openrouter/x-ai/grok-4", "https://proxy.example/v1", "https://proxy.example/v1"),
+        ("ollama/llama3", None, None),
+        ("openai/gpt-4o", None, None),
+        ("openai/gpt-4o", "https://proxy.example/v1", "https://proxy.example/v1"),
     ],
 )
-def test_model_rewrite_and_api_base(
-    model: str, api_base: str | None, expected: tuple[str, str | None]
+def test_the_base_a_provider_is_sent_to(
+    model: str, api_base: str | None, expected: str | None
 ) -> None:
-    assert apply_profile(resolve(model, api_base), model, api_base) == expected
+    assert api_base_for(resolve(model, api_base), api_base) == expected
 
 
 def test_codex_backend_quirks() -> None:
@@ -132,6 +108,13 @@ def test_codex_backend_quirks() -> None:
     assert dict(codex.extra_params) == {"store": False}
     assert codex.default_system == "You are a helpful assistant."
     assert codex.streaming == "stream"
+
+
+def test_which_api_an_endpoint_speaks_is_a_fact_of_its_row() -> None:
+    assert resolve("kimi/kimi-k2").api == "anthropic"
+    assert resolve("ollama/llama3").api == "ollama"
+    assert resolve("any-model", "http://localhost:8000/v1").api == "openai"
+    assert resolve("openai/gpt-4o").api is None and resolve("anthropic/claude-x").api is None
 
 
 def test_streaming_and_tool_compat_rows() -> None:

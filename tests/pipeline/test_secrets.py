@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import ProviderUnavailable
 from pipeline.secrets import ForeignError, guard_logger, hold, redact, scrub, stand_in
-from stages.provider_faults import chain
+from stages.dispatch.litellm.faults import chain
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
+
 from pipeline.request import Request
 from pipeline.tokens import estimate_message_tokens, estimate_tokens
-from stages.dispatch import import_litellm
-from stages.litellm_tokens import count_request_tokens
+from stages.dispatch.litellm import import_litellm
+from stages.dispatch.litellm.tokens import count_request_tokens
 
 
 def test_plain_text_is_characters_over_four() -> None:
@@ -44,6 +46,7 @@ async def test_default_counter_labels_itself() -> None:
     assert await estimate_tokens(req) == (12, "estimate")
 
 
+@pytest.mark.e2e
 async def test_litellm_counter_is_used_once_litellm_is_loaded() -> None:
     await import_litellm()
     req = Request(

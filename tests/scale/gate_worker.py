@@ -20,9 +20,11 @@ import time
 from collections.abc import AsyncIterator
 
 from pipeline import Pipeline
+from pipeline.context import Context
 from pipeline.events import Event, Request
 from pipeline.policy import RetryPolicy
-from pipeline.stage import Context, closing, stage
+from pipeline.runner import closing
+from pipeline.stage import stage
 
 
 class Paused(logging.Handler):
@@ -38,7 +40,7 @@ class Paused(logging.Handler):
 
 
 async def main(base_url: str, tag: str, n: int, concurrency: int, rate: float, burst: int) -> None:
-    from stages.dispatch import close_clients, import_litellm
+    from stages.dispatch.litellm import import_litellm
 
     await import_litellm()
     warm = Pipeline.default(policy=RetryPolicy(gate="local"))
@@ -83,8 +85,7 @@ async def main(base_url: str, tag: str, n: int, concurrency: int, rate: float, b
     try:
         texts = await asyncio.gather(*(one(i) for i in range(n)))
     finally:
-        await pipe.release_loop()
-        await close_clients()
+        await pipe.aclose()
     print(json.dumps({"texts": texts, "paused": paused.times, "sent": sent}), flush=True)
 
 

@@ -31,7 +31,15 @@ from typing import Any
 import pytest
 import redis
 
-from pipeline.testing import FakeProvider, Finish, RecordedRequest, Reply, Stall, Text, Usage
+from pipeline.testing import (
+    FakeProvider,
+    FinishStep,
+    RecordedRequest,
+    Reply,
+    Stall,
+    Text,
+    UsageStep,
+)
 from tests.telemetry.receivers import HttpReceiver
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -57,7 +65,7 @@ class Script:
         if i % 7 == 3 and p not in self.failed:
             self.failed.add(p)
             return Reply.error(503, "busy", headers={"retry-after-ms": "20"})
-        steps: tuple[Any, ...] = (Text("answer to "), Text(p), Finish("stop"), Usage(7, 3))
+        steps: tuple[Any, ...] = (Text("answer to "), Text(p), FinishStep("stop"), UsageStep(7, 3))
         if i % 10 == 5:
             steps = (Text("answer to "), Stall(0.3), *steps[1:])
         return Reply(steps)

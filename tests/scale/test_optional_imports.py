@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pipeline
 from pipeline import Pipeline, cli
-from pipeline.batch import BatchConfig, run_batch
-from pipeline.batch_io import Defaults
+from pipeline.cli.batch.runner import BatchConfig, run_batch
+from pipeline.cli.batch.input import Defaults
 from pipeline.testing import scripted, text_chunks
 
 args = cli.build_parser().parse_args(

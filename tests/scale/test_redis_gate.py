@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pipeline import Pipeline
+from pipeline.context import SharedState
 from pipeline.errors import RateLimited
 from pipeline.policy import RetryPolicy
 from pipeline.request import Request
-from pipeline.stage import SharedState
 from pipeline.testing import FakeClock, scripted, text_chunks
-from stages.gates import select_gate
+from stages.gate import select_gate
 from tests.helpers import make_ctx
 from tests.scale.servers import free_port
 
@@ -32,8 +32,8 @@ async def shared() -> AsyncIterator[list[SharedState]]:
     states: list[SharedState] = []
     yield states
     for state in states:
-        for release in state.loop_releases():
-            await release()
+        for close in state.closables():
+            await close()
 
 
 def endpoint() -> str:

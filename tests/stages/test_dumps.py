@@ -11,15 +11,15 @@ import pytest
 
 from pipeline.events import Chunk, Request
 from stages import dumps
-from stages.dumps import dump_dir, dump_payload, write_dump
+from stages.dumps import DumpFile, decode_dump, dump_dir, encode_dump, write_dump
 
 REQ = Request(
     model="openai/m", messages=[{"role": "user", "content": "hi"}], api_key="sk-secret-dump-key"
 )
 
 
-def payload(kind: str = "rate_limited") -> dict[str, object]:
-    return dump_payload(
+def payload(kind: str = "rate_limited") -> DumpFile:
+    return DumpFile.of(
         request=REQ,
         error_kind=kind,
         error="429",
@@ -94,3 +94,29 @@ def test_dump_dir_comes_from_the_policy_then_the_environment(
     assert dump_dir("/elsewhere") == Path("/elsewhere")
     assert dump_dir("~/dumps") == Path.home() / "dumps"
     assert os.environ[dumps.DUMP_DIR_ENV] == str(tmp_path)
+
+
+#: written by the writer before ``DumpFile`` (a dict encoded by hand), for the same inputs
+OLD_DUMP = Path(__file__).parent.parent / "fixtures" / "dumps" / "empty_before_dumpfile.json"
+
+
+def test_a_dump_written_before_dumpfile_reads_and_writes_back_byte_for_byte() -> None:
+    data = OLD_DUMP.read_bytes()
+    dump = decode_dump(data)
+    assert (dump.error_kind, dump.attempt, dump.estimated_tokens, dump.time) == (
+        "empty",
+        2,
+        7,
+        "2025-01-01T12:00:00Z",
+    )
+    assert dump.request.model == "openai/prod-model" and dump.request.api_key is None
+    assert [c.text for c in dump.chunks] == ["hi", "", "", ""]
+    assert dump.chunks[1].tool_fragments[0].arguments == '{"q"'
+    assert dump.chunks[3].usage_estimated
+    assert encode_dump(dump) == data
+
+
+def test_the_writer_never_writes_the_key_even_of_a_dump_made_by_hand() -> None:
+    dump = DumpFile(request=REQ, error_kind="empty")  # REQ carries a key
+    assert b"sk-secret-dump-key" not in encode_dump(dump)
+    assert decode_dump(encode_dump(dump)).request.api_key is None

@@ -149,12 +149,12 @@ async def test_stage_rewrites_requests_and_passes_other_events_in_order() -> Non
     assert out[1].messages[0] == {"role": "system", "content": "s"}
 
 
-def test_the_profile_rewrites_model_and_base() -> None:
+def test_the_profile_shapes_the_base_and_leaves_routing_the_model_to_the_backend() -> None:
     from pipeline.profiles import resolve
 
     req = make_request(model="kimi/kimi-k2", api_base="https://api.kimi.com/coding/v1")
     out = normalize_request(req, resolve(req.model, req.api_base))
-    assert (out.model, out.api_base) == ("anthropic/kimi-k2", "https://api.kimi.com/coding")
+    assert (out.model, out.api_base) == ("kimi/kimi-k2", "https://api.kimi.com/coding")
 
 
 def test_a_backend_that_needs_a_system_prompt_gets_one() -> None:

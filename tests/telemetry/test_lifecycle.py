@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from pipeline import Pipeline, stage, testing
+from pipeline.context import Context
 from pipeline.events import Chunk, Event, TextDelta
-from pipeline.stage import Context
 from tests.telemetry.conftest import Spans, assert_no_context_errors
 
 REQ: dict[str, Any] = {

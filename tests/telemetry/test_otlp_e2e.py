@@ -11,7 +11,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from pipeline import Pipeline, Request
 from pipeline.testing import FakeClock, FakeProvider, Reply
-from stages.dispatch import close_clients
+from stages.dispatch.litellm import close_loop_clients
 from telemetry import setup
 from tests.helpers import closed_port
 from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
@@ -22,7 +22,7 @@ KEY = "sk-otlp-e2e-secret-key-42"
 @pytest.fixture(autouse=True)
 async def _close_litellm_clients() -> AsyncIterator[None]:
     yield
-    await close_clients()
+    await close_loop_clients()
 
 
 @pytest.fixture(scope="module")

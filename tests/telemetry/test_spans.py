@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from pipeline import Pipeline, testing
+from pipeline.context import Context
 from pipeline.errors import BadRequest, RateLimited
 from pipeline.events import Chunk, Event, TextDelta
-from pipeline.stage import PLAIN, Context, stage
+from pipeline.stage import PLAIN, stage
 from telemetry import TelemetryInstrument
 from tests.telemetry.conftest import (
     SECRET,
@@ -237,7 +238,7 @@ async def test_no_sdk_means_no_wrapping_at_all() -> None:
     assert resp.text == "Paris"
     [(instrument, upstream)] = seen
     assert instrument is PLAIN
-    assert "CallTelemetry" not in upstream and "_counted" not in upstream
+    assert "StageRun" not in upstream and "counted" not in upstream
 
 
 async def test_a_probe_sees_the_telemetry_wrapper_when_tracing(spans: Spans) -> None:
@@ -250,7 +251,7 @@ async def test_a_probe_sees_the_telemetry_wrapper_when_tracing(spans: Spans) -> 
 
     p = spans.pipeline([ok_script()]).insert_after("usage", stage("probe", probe))
     await p.acomplete(REQ)
-    assert seen == ["CallTelemetry._stage"]
+    assert seen == ["StageRun.run"]
 
 
 async def test_sampled_out_calls_record_nothing_and_still_work() -> None:

@@ -70,8 +70,9 @@ def test_ollama_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         monkeypatch.delenv(name)
     p = LiteLLMProvider(model="ollama/llama3")
-    # sent (and so shown) as litellm's chat endpoint for Ollama
-    assert (p.model, p.api_key) == ("ollama_chat/llama3", None)
+    # as the reference reads it (its own init test); litellm's chat endpoint is
+    # the litellm backend's routing, not the provider's model
+    assert (p.model, p.api_key) == ("ollama/llama3", None)
 
 
 def test_no_key_is_validated_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
