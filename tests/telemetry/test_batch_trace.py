@@ -12,7 +12,7 @@ from pipeline import cli
 from pipeline.testing import FakeProvider, Reply
 from tests.telemetry.receivers import HttpReceiver
 
-pytestmark = pytest.mark.usefixtures("close_litellm_clients")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("close_litellm_clients")]  # real litellm
 
 
 def test_a_batch_is_one_trace_rooted_at_its_span(

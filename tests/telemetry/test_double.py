@@ -19,7 +19,7 @@ from stages.dispatch.litellm import import_litellm
 from telemetry.doubles import active_instrumentations
 from tests.telemetry.conftest import Spans
 
-pytestmark = pytest.mark.usefixtures("close_litellm_clients")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("close_litellm_clients")]  # real litellm
 
 
 def openinference() -> Any:

@@ -24,6 +24,8 @@ from pipeline.events import Chunk
 from telemetry import TelemetryInstrument, setup
 from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
 
+pytestmark = pytest.mark.e2e  # a real OTLP receiver on loopback
+
 OK, ERROR, UNSET = (
     Status.StatusCode.STATUS_CODE_OK,
     Status.StatusCode.STATUS_CODE_ERROR,
