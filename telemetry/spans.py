@@ -15,7 +15,9 @@ hands it every stage to wrap. Each stage's span
   status); with the events in and out and the time spent in the stage itself
   (its pulls less its upstream's).
 
-``Retrying`` events become span events of the stage that emitted them.
+``Retrying`` and ``FallingBack`` events become span events of the stage that
+emitted them; a group of a segment's inner stages (one fallback target) is a
+span of its own (``telemetry.groups``).
 What telemetry knows of attempts and chunks it is told: a stage run's attempt
 is ``ctx.attempt`` (the retry segment's copy of the context), and dispatch
 calls ``first_chunk`` from inside its own pull when an answer's first chunk
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -37,12 +39,13 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from pipeline.context import Context
-from pipeline.events import Event, Retrying
+from pipeline.events import Event, FallingBack, Retrying
 from pipeline.response import ResponseBuilder
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
 from pipeline.stage import Stage
 from telemetry import genai
+from telemetry.groups import group_run
 from telemetry.metrics import CallMetrics
 
 __all__ = ["CallTelemetry"]
@@ -86,6 +89,7 @@ class CallTelemetry:
         "attrs",
         "capture",
         "last_error",
+        "last_fallback",
         "last_retrying",
         "meters",
         "nested",
@@ -125,6 +129,7 @@ class CallTelemetry:
         #: what the consumer was given: finish, retries, and the output content to capture
         self.answer = ResponseBuilder()
         self.last_retrying: Retrying | None = None
+        self.last_fallback: FallingBack | None = None
         self.last_error: BaseException | None = None
 
     # --- the instrument of this call ------------------------------------------------
@@ -153,6 +158,16 @@ class CallTelemetry:
         wrapped = self._stage(st(upstream, ctx), rec)
         self.recs[wrapped] = rec
         return wrapped
+
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
+    ) -> AsyncIterator[Event]:
+        return group_run(self, name, attributes, stages, upstream, ctx)
 
     # --- the root span ----------------------------------------------------------------
 
@@ -277,6 +292,9 @@ class CallTelemetry:
                 if type(ev) is Retrying and ev is not self.last_retrying:
                     self.last_retrying = ev
                     self._retrying(span, ev)
+                elif type(ev) is FallingBack and ev is not self.last_fallback:
+                    self.last_fallback = ev
+                    self._falling_back(span, ev)
                 yield ev
         except GeneratorExit:
             outcome = "closed"
@@ -352,6 +370,22 @@ class CallTelemetry:
             )
         except Exception:
             log.debug("telemetry: cannot record a retry", exc_info=True)
+
+    def _falling_back(self, span: Span, ev: FallingBack) -> None:
+        try:
+            span.add_event(
+                "fallback",
+                {
+                    "llmpipe.fallback.from_model": ev.from_model,
+                    "llmpipe.fallback.to_model": ev.to_model,
+                    "llmpipe.fallback.reason": ev.reason,
+                },
+            )
+        except Exception:
+            log.debug("telemetry: cannot record a fallback", exc_info=True)
+
+    def fail(self, span: Span, error: BaseException) -> None:
+        self._fail(span, error)
 
     def _fail(self, span: Span, error: BaseException) -> None:
         """Error status and ``error.type``; the exception event only where it was first seen."""
