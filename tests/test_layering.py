@@ -1,14 +1,22 @@
-"""The layering of STYLE.md, checked by walking every import statement.
+"""The layering of STYLE.md as folder rules, checked by walking every import statement.
 
-- the core (``pipeline/``) imports nothing from ``stages`` or ``telemetry``,
-  except the composition roots (the module that builds the default pipeline,
-  and the CLI and its Ray batch engine, an application);
+- the core, ``pipeline/*.py``, imports none of ``pipeline.cli``,
+  ``pipeline.testing``, ``pipeline.compat``, ``stages``, ``telemetry``; except
+  the composition root ``pipeline/composition.py`` (it builds the default
+  pipeline from the stages and telemetry), and ``pipeline/__init__.py``'s
+  lazy ``pipeline.testing`` attribute (the docs' ``pipeline.testing`` without
+  an import of its own; importing ``pipeline`` does not load the doubles);
 - ``pipeline/compat/`` (the reference-provider adapter) is an edge: it may
-  import ``stages`` for their pure functions (the tool format, argument
-  repair), never ``telemetry``; and no other core module imports it;
-- ``stages`` and ``telemetry`` import the core only (and not each other);
-- only ``telemetry`` imports ``opentelemetry``; only ``stages/dispatch*``
-  and the litellm adapters ``stages/litellm_*`` import ``litellm``.
+  use the stages' pure functions (tool format, argument repair), never
+  ``telemetry``, ``pipeline.cli`` or ``pipeline.testing``; nothing else
+  imports it;
+- ``stages/`` and ``telemetry/`` import the core only: not each other, nor
+  the application or the doubles;
+- ``pipeline/cli/`` (the application) and ``pipeline/testing/`` (the shipped
+  doubles, which run the real dispatch stage) are composition roots: they
+  may import ``stages`` and ``telemetry``; only the CLI imports the CLI;
+- only ``stages/dispatch/litellm/`` imports ``litellm``; only ``telemetry/``
+  imports ``opentelemetry``.
 """
 
 import ast
@@ -17,13 +25,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPOSITION_ROOTS = {
-    "pipeline/composition.py",
-    "pipeline/cli/__init__.py",
-    "pipeline/cli/batch/ray_engine.py",
-    "pipeline/testing/scripted.py",
+
+#: the core modules that may import what the core may not, and what, and why
+CORE_EXCEPTIONS = {
+    "pipeline/composition.py": {"stages", "telemetry"},  # builds Pipeline.default()
+    "pipeline/__init__.py": {"pipeline.testing"},  # the lazy pipeline.testing attribute
 }
-EDGES = ("pipeline/compat/",)
+APPLICATION = ("pipeline/cli/",)
+DOUBLES = ("pipeline/testing/",)
+EDGE = ("pipeline/compat/",)
+LITELLM_HOME = "stages/dispatch/litellm/"
 
 
 def imports_of(path: Path) -> set[str]:
@@ -45,8 +56,16 @@ def imports_of(path: Path) -> set[str]:
     return found
 
 
-def top(name: str) -> str:
-    return name.split(".")[0]
+def layers(names: set[str]) -> set[str]:
+    """What each imported name belongs to: a top package, or a named part of ``pipeline``."""
+    out = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] == "pipeline" and len(parts) > 1 and parts[1] in ("cli", "testing", "compat"):
+            out.add(f"pipeline.{parts[1]}")
+        else:
+            out.add(parts[0])
+    return out
 
 
 SOURCES = sorted(
@@ -55,30 +74,44 @@ SOURCES = sorted(
     for p in (ROOT / pkg).rglob("*.py")
 )
 
+NOT_CORE = {"stages", "telemetry", "pipeline.cli", "pipeline.testing", "pipeline.compat"}
+
+
+def forbidden(rel: str) -> set[str]:
+    """What ``rel`` must not import, by the folder it is in."""
+    if rel.startswith(APPLICATION):
+        return {"pipeline.compat", "litellm", "opentelemetry"}
+    if rel.startswith(DOUBLES):
+        return {"pipeline.cli", "pipeline.compat", "litellm", "opentelemetry"}
+    if rel.startswith(EDGE):
+        return {"telemetry", "pipeline.cli", "pipeline.testing", "litellm", "opentelemetry"}
+    if rel.startswith("pipeline/"):
+        return (NOT_CORE | {"litellm", "opentelemetry"}) - CORE_EXCEPTIONS.get(rel, set())
+    if rel.startswith("stages/"):
+        rule = {"telemetry", "pipeline.cli", "pipeline.testing", "pipeline.compat", "opentelemetry"}
+        return rule if rel.startswith(LITELLM_HOME) else rule | {"litellm"}
+    assert rel.startswith("telemetry/")
+    return {"stages", "pipeline.cli", "pipeline.testing", "pipeline.compat", "litellm"}
+
 
 @pytest.mark.parametrize("rel", SOURCES)
 def test_layering(rel: str) -> None:
-    package = rel.split("/")[0]
     names = imports_of(ROOT / rel)
-    tops = {top(n) for n in names}
-    if rel.startswith(EDGES):
-        assert "telemetry" not in tops, f"{rel} is an edge adapter and must not import telemetry"
-    elif package == "pipeline" and rel not in COMPOSITION_ROOTS:
-        assert not tops & {"stages", "telemetry"}, (
-            f"{rel} is core and must not import stages/telemetry"
-        )
-    if not rel.startswith(EDGES):
-        assert not {n for n in names if n.startswith("pipeline.compat")}, (
-            f"{rel} must not depend on the compat adapter"
-        )
-    if package == "stages":
-        assert "telemetry" not in tops, f"{rel}: stages must not import telemetry"
-    if package == "telemetry":
-        assert "stages" not in tops, f"{rel}: telemetry must not import stages"
-    if package != "telemetry":
-        assert "opentelemetry" not in tops, f"{rel}: only telemetry/ may import opentelemetry"
-    if not rel.startswith("stages/dispatch/litellm/"):
-        assert "litellm" not in tops, f"{rel}: only stages/dispatch/litellm/ imports litellm"
+    if rel.startswith(EDGE):  # the edge's own modules import each other
+        names = {n for n in names if not n.startswith("pipeline.compat")}
+    wrong = layers(names) & forbidden(rel)
+    assert not wrong, f"{rel} imports {sorted(wrong)}: {sorted(names)}"
+
+
+def test_the_composition_root_is_the_only_core_module_that_knows_the_stages() -> None:
+    knowing = {
+        rel
+        for rel in SOURCES
+        if rel.startswith("pipeline/")
+        and not rel.startswith(APPLICATION + DOUBLES + EDGE)
+        and layers(imports_of(ROOT / rel)) & {"stages", "telemetry"}
+    }
+    assert knowing == {"pipeline/composition.py"}
 
 
 def test_the_walk_sees_function_level_and_dynamic_imports(tmp_path: Path) -> None:
@@ -87,3 +120,21 @@ def test_the_walk_sees_function_level_and_dynamic_imports(tmp_path: Path) -> Non
         "def f():\n    import litellm.x\n    from stages import y\n    importlib.import_module('telemetry')\n"
     )
     assert imports_of(f) == {"litellm.x", "stages", "telemetry"}
+    assert layers({"pipeline.cli.run", "pipeline.events", "litellm.x"}) == {
+        "pipeline.cli",
+        "pipeline",
+        "litellm",
+    }
+
+
+def test_a_rule_broken_is_caught() -> None:
+    """The rules bite: each folder's forbidden imports are what STYLE.md says."""
+    assert "stages" in forbidden("pipeline/pipeline.py")
+    assert "pipeline.testing" in forbidden("pipeline/pipeline.py")
+    assert "pipeline.testing" not in forbidden("pipeline/__init__.py")
+    assert "litellm" in forbidden("stages/dispatch/__init__.py")
+    assert "litellm" not in forbidden("stages/dispatch/litellm/backend.py")
+    assert "telemetry" in forbidden("stages/retry.py")
+    assert "stages" in forbidden("telemetry/spans.py")
+    assert "opentelemetry" in forbidden("pipeline/cli/run.py")
+    assert "telemetry" in forbidden("pipeline/compat/provider.py")

@@ -9,11 +9,13 @@ it asks again for. It takes about two seconds (the waits are real, and short).
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
+from pipeline.cli.shared import load_provider, pipeline_for
 from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
 from pipeline.pipeline import Pipeline
 from pipeline.policy import RetryPolicy
@@ -30,7 +32,7 @@ from pipeline.testing.fakeprovider import (
     UsageStep,
 )
 
-__all__ = ["SCRIPT", "run_demo"]
+__all__ = ["SCRIPT", "demo", "run_demo"]
 
 MODEL = "openai/demo-model"
 WEATHER = ToolSpec(
@@ -222,3 +224,9 @@ _REASONS = {
     "empty": "empty answer",
     "transient": "transient failure",
 }
+
+
+async def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The ``llmpipe demo`` command: the session on the default pipeline, ``--trace`` applied."""
+    async with pipeline_for(args, policy=POLICY) as pipe:
+        return await run_demo(out, pipe=pipe, prepare=lambda: load_provider(err))

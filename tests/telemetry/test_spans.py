@@ -240,7 +240,7 @@ async def test_no_sdk_means_no_wrapping_at_all() -> None:
     assert resp.text == "Paris"
     [(instrument, upstream)] = seen
     assert instrument is PLAIN
-    assert "CallTelemetry" not in upstream and "_counted" not in upstream
+    assert "StageRun" not in upstream and "counted" not in upstream
 
 
 async def test_a_probe_sees_the_telemetry_wrapper_when_tracing(spans: Spans) -> None:
@@ -253,7 +253,7 @@ async def test_a_probe_sees_the_telemetry_wrapper_when_tracing(spans: Spans) -> 
 
     p = spans.pipeline([ok_script()]).insert_after("usage", stage("probe", probe))
     await p.acomplete(REQ)
-    assert seen == ["CallTelemetry._stage"]
+    assert seen == ["StageRun.run"]
 
 
 async def test_sampled_out_calls_record_nothing_and_still_work() -> None:

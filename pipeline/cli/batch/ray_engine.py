@@ -4,13 +4,13 @@ The driver (the ``llmpipe batch`` process) keeps ``pipeline.cli.batch.runner``'s
 contract and stays the single writer: it validates the input, skips what is
 done, and appends each line as its result streams back. This module only
 turns the items to do into outcomes (``RayEngine`` is a
-``pipeline.cli.batch.runner.Engine``):
+``pipeline.cli.batch.engine.Engine``):
 
 - a pool of ``workers`` async actors, each with one ``Pipeline`` built and
   warmed once (litellm imported), running many calls at once on its own
   event loop (``concurrency`` in flight in all, at most ``concurrency /
   workers`` on one actor); every call runs
-  through ``pipeline.cli.batch.runner.call_one``, so a failure comes back as that id's
+  through ``pipeline.cli.batch.engine.call_one``, so a failure comes back as that id's
   row, never as an exception;
 - Ray's own retries are off (``max_restarts=0``, ``max_task_retries=0``): the
   retry segment is the only retry layer. An actor that dies costs only the
@@ -45,8 +45,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.cli.batch.engine import EngineError, Outcome, call_one
 from pipeline.cli.batch.input import Item
-from pipeline.cli.batch.runner import EngineError, Outcome, call_one
 from pipeline.errors import InvalidRequest
 from pipeline.events import Finish, ToolCall
 from pipeline.pipeline import Pipeline
@@ -145,7 +145,7 @@ def _portable(error: Exception | None) -> Exception | None:
 
 
 class RayEngine:
-    """A ``pipeline.cli.batch.runner.Engine`` over a pool of Ray actors (see the module)."""
+    """A ``pipeline.cli.batch.engine.Engine`` over a pool of Ray actors (see the module)."""
 
     def __init__(
         self,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline.cli.batch.input import Loaded, Parsed, Problem
+from pipeline.cli.batch.input import Parsed, Problem
+from pipeline.cli.batch.journal import Loaded
 from pipeline.cli.exits import EXIT_CODES
 
 if TYPE_CHECKING:

@@ -7,11 +7,11 @@
   same command resumes: ids with a result are skipped, ids that failed are
   retried only with ``retry_failed`` (their new line supersedes the old, and
   the file is compacted to one line per id at the end of the run).
-- Requests run ``concurrency`` at a time (aiostream ``map`` with a task
-  limit) through one shared pipeline, so its retry policy and per-endpoint
-  gate apply across the whole batch. Another ``Engine`` (``pipeline.cli.batch.ray_engine``:
-  a pool of Ray actors) may run the calls instead; this process still
-  validates, resumes and writes every line.
+- Requests run ``concurrency`` at a time through one shared pipeline
+  (``engine.LocalEngine``), so its retry policy and per-endpoint gate apply
+  across the whole batch. Another ``Engine`` (``ray_engine``: a pool of Ray
+  actors) may run the calls instead; this process still validates, resumes
+  and writes every line.
 - SIGINT / SIGTERM stop launching, cancel the calls in flight (they are not
   written, so the next run redoes them), flush, and exit 130 / 143. A second
   signal exits at once. SIGKILL is safe by construction: every line is whole.
@@ -31,31 +31,28 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TextIO
+from typing import BinaryIO, TextIO
 
 import msgspec
-from aiostream import Stream, stream
 
 from pipeline.cli.batch.breaker import Breaker
-from pipeline.cli.batch.input import Defaults, Item, Journal, Loaded, parse_input
+from pipeline.cli.batch.engine import Engine, EngineError, LocalEngine, Outcome
+from pipeline.cli.batch.input import Defaults, Item, parse_input
+from pipeline.cli.batch.journal import Journal, JournalWriter, Loaded
 from pipeline.cli.batch.progress import Progress
 from pipeline.cli.batch.report import MAX_NOTES, finish, report_problems, report_resume, say
 from pipeline.cli.exits import EXIT_CODES, failure_kind
 from pipeline.errors import (
     AuthenticationFailed,
     ProviderUnreachable,
-    RetriesExhausted,
     StageNotFound,
 )
-from pipeline.events import Finish, Retrying, ToolCall
 from pipeline.pipeline import Pipeline
-from pipeline.response import ResponseBuilder
 
-__all__ = ["BatchConfig", "Engine", "EngineError", "Outcome", "call_one", "plan", "run_batch"]
+__all__ = ["BatchConfig", "plan", "run_batch"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,78 +67,6 @@ class BatchConfig:
     strict: bool = False
     progress: bool = True
     progress_interval_s: float = 5.0
-
-
-@dataclass(slots=True)
-class Outcome:
-    """One finished request, as it will be written."""
-
-    item: Item
-    text: str = ""
-    reasoning: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    finish: Finish | None = None
-    retries: int = 0
-    error: Exception | None = None
-    elapsed_s: float = 0.0
-
-    @property
-    def attempts(self) -> int:
-        if isinstance(self.error, RetriesExhausted):
-            return self.error.attempts
-        return self.retries + 1
-
-    def record(self) -> dict[str, Any]:
-        """The output line: the same keys for every line, success or failure."""
-        f = self.finish
-        error = None
-        if self.error is not None:
-            error = {
-                "kind": failure_kind(self.error),
-                "type": type(self.error).__name__,
-                "message": str(self.error),
-            }
-        return {
-            "id": self.item.id,
-            "text": self.text,
-            "reasoning": self.reasoning,
-            "tool_calls": [
-                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
-            ],
-            "stop_reason": f.stop_reason if f else None,
-            "usage": {
-                "input_tokens": f.input_tokens if f else 0,
-                "output_tokens": f.output_tokens if f else 0,
-                "cached_tokens": f.cached_tokens if f else 0,
-                "source": f.usage_source if f else "none",
-            },
-            "model": (f.model if f else "") or self.item.request.model,
-            "attempts": self.attempts,
-            "error": error,
-            "line": self.item.line,
-            "elapsed_s": round(self.elapsed_s, 3),
-        }
-
-
-class Engine(Protocol):
-    """Where the calls of a batch run; the default runs them in this event loop.
-
-    ``outcomes`` runs every item and yields each ``Outcome`` as it finishes
-    (in any order), calling ``on_retry`` once per retry. Leaving the context
-    stops the calls still running. An item the engine could not run is not
-    yielded (so it is not written, and the next run does it); it then
-    raises ``EngineError`` after the others.
-    """
-
-    def describe(self) -> str: ...
-
-    def outcomes(
-        self, items: list[Item], *, on_retry: Callable[[], None]
-    ) -> AbstractAsyncContextManager[AsyncIterator[Outcome]]: ...
-
-
-class EngineError(Exception):
-    """The engine lost calls (its workers died): they were not written."""
 
 
 def plan(items: list[Item], loaded: Loaded, *, retry_failed: bool) -> tuple[list[Item], int, int]:
@@ -235,23 +160,6 @@ async def run_batch(
     return finish(config, parsed, run, skipped_failed, err)
 
 
-class _Writer:
-    """Appends lines off the event loop; a cancelled caller never tears a write."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self._last: asyncio.Future[None] | None = None
-
-    async def write(self, line: bytes) -> None:
-        self._last = asyncio.ensure_future(asyncio.to_thread(self.journal.append, line))
-        await asyncio.shield(self._last)
-
-    async def drain(self) -> None:
-        """Wait for the write in progress, if any (so the file can be closed)."""
-        if self._last is not None:
-            await asyncio.gather(self._last, return_exceptions=True)
-
-
 class _Run:
     """One run over the items left to do."""
 
@@ -268,14 +176,16 @@ class _Run:
         engine: Engine | None = None,
     ) -> None:
         self.config = config
-        self.engine = engine
         self.breaker = Breaker(self._on_unreachable)
         try:  # right after dispatch, inside retry: it sees every attempt
             self.pipe = pipe.insert_after("dispatch", self.breaker.stage())
         except StageNotFound:  # a pipeline without a dispatch stage (a test double)
             self.pipe = pipe
+        self.engine: Engine = engine or LocalEngine(
+            self.pipe, concurrency=config.concurrency, clock=clock
+        )
         self.todo = todo
-        self.writer = _Writer(journal)
+        self.writer = JournalWriter(journal)
         self.clock = clock
         self.progress = Progress(
             len(todo),
@@ -344,17 +254,6 @@ class _Run:
             await asyncio.sleep(every)
             self.progress.update()
 
-    def _outcomes(self) -> AbstractAsyncContextManager[AsyncIterator[Outcome]]:
-        if self.engine is not None:
-            return self.engine.outcomes(self.todo, on_retry=self.progress.retried)
-        outcomes: Stream[Outcome] = stream.map(
-            stream.iterate(self.todo),
-            self._call,  # type: ignore[arg-type]  # aiostream's protocol wants *args
-            ordered=False,
-            task_limit=self.config.concurrency,
-        )
-        return outcomes.stream()
-
     async def _consume(self) -> None:
         try:
             await self._write_all()
@@ -362,7 +261,7 @@ class _Run:
             self.engine_error = exc
 
     async def _write_all(self) -> None:
-        async with self._outcomes() as finished:
+        async with self.engine.outcomes(self.todo, on_retry=self.progress.retried) as finished:
             async for outcome in finished:
                 if isinstance(outcome.error, AuthenticationFailed):
                     self.auth_failure = outcome
@@ -407,44 +306,6 @@ class _Run:
                 f"llmpipe: id {item.id!r} (line {item.line}): {outcome.error}; not written,"
                 " so the next run tries it again"
             )
-
-    async def _call(self, item: Item) -> Outcome:
-        return await call_one(self.pipe, item, clock=self.clock, on_retry=self.progress.retried)
-
-
-async def call_one(
-    pipe: Pipeline,
-    item: Item,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    on_retry: Callable[[], None] | None = None,
-) -> Outcome:
-    """One request to the end; failures become the outcome, never an exception.
-
-    What every engine runs per item (the Ray workers too), so a line means the
-    same whichever engine wrote it.
-    """
-    out = Outcome(item)
-    answer = ResponseBuilder()
-    started = clock()
-    try:
-        async with pipe.stream(item.request) as events:
-            async for ev in events:
-                answer.feed(ev)
-                if on_retry is not None and type(ev) is Retrying:
-                    on_retry()
-    except Exception as exc:  # one line's failure is that line's result
-        out.error = exc
-    out.text, out.reasoning, out.tool_calls = answer.text, answer.reasoning, answer.tool_calls
-    out.finish, out.retries = answer.finish, answer.retries
-    if out.error is None and out.finish is None:
-        out.error = _NoFinish("the stream ended without a finish")
-    out.elapsed_s = clock() - started
-    return out
-
-
-class _NoFinish(Exception):
-    pass
 
 
 def _read_input(source: str, stdin: BinaryIO | None) -> bytes:

@@ -1,4 +1,4 @@
-"""The loopback HTTP/1.1 server: parsing, scripted replies, faults, records."""
+"""The loopback server: scripted replies, faults and records, over ``http``'s framing."""
 
 from __future__ import annotations
 
@@ -7,70 +7,27 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
-from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import msgspec
 
-from pipeline.testing.fakeprovider.formats import AnthropicFormat, OpenAIFormat, api_of, error_json
+from pipeline.testing.fakeprovider.formats import api_of
+from pipeline.testing.fakeprovider.http import (
+    Connection,
+    read_request,
+)
+from pipeline.testing.fakeprovider.play import play
 from pipeline.testing.fakeprovider.script import (
     Api,
     ConnectionRecord,
-    Done,
-    Drop,
-    Raw,
     RecordedRequest,
     Reply,
-    Stall,
-    Step,
-    Wire,
 )
 
 _T = TypeVar("_T")
-
-
-def _head(status: int, headers: Mapping[str, str]) -> bytes:
-    try:
-        phrase = HTTPStatus(status).phrase
-    except ValueError:  # e.g. Anthropic's 529
-        phrase = "Unknown"
-    lines = [f"HTTP/1.1 {status} {phrase}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
-    return "\r\n".join(lines).encode("latin-1")
-
-
-class _Conn:
-    """Per-connection state. A pump task reads continuously into ``buf``, so a client's
-    close is noticed at once, even mid-stream or during a stall, not at the next write."""
-
-    def __init__(
-        self, record: ConnectionRecord, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        self.record, self.reader, self.writer = record, reader, writer
-        self.buf, self.eof = bytearray(), False
-        self.data, self.closed = asyncio.Event(), asyncio.Event()
-        self.tasks: list[asyncio.Task[Any]] = []
-
-    async def more(self) -> bool:
-        """Wait for more bytes; False once the client has closed."""
-        if self.eof:
-            return False
-        self.data.clear()
-        await self.data.wait()
-        return True
-
-    async def wait_eof(self, seconds: float | None) -> bool:
-        """Sleep up to ``seconds`` (None: forever) or until EOF; True if the client closed."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self.closed.wait()
-        return self.eof
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
 
 
 class FakeProvider:
@@ -87,7 +44,7 @@ class FakeProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._live: set[_Conn] = set()  # server thread only
+        self._live: set[Connection] = set()  # server thread only
         self._port = 0
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -231,7 +188,7 @@ class FakeProvider:
             raise TimeoutError(f"fake provider: {what} after {timeout}s")
         return result
 
-    def _mark_closed(self, conn: _Conn, by: Literal["client", "server"]) -> None:
+    def _mark_closed(self, conn: Connection, by: Literal["client", "server"]) -> None:
         with self._cond:
             if conn.record.closed_at is None:
                 conn.record.closed_at, conn.record.closed_by = time.monotonic(), by
@@ -244,10 +201,10 @@ class FakeProvider:
             self._conn_seq += 1
             record = ConnectionRecord(self._conn_seq, time.monotonic())
             self._conns.append(record)
-        conn = _Conn(record, reader, writer)
+        conn = Connection(record, reader, writer)
         me = asyncio.current_task()
         assert me is not None
-        conn.tasks = [me, asyncio.create_task(self._pump(conn))]
+        conn.tasks = [me, asyncio.create_task(conn.pump(lambda: self._mark_closed(conn, "client")))]
         self._live.add(conn)
         try:
             while await self._serve_one(conn):
@@ -262,51 +219,22 @@ class FakeProvider:
                 await writer.wait_closed()
             self._live.discard(conn)
 
-    async def _pump(self, conn: _Conn) -> None:
-        with contextlib.suppress(OSError):
-            while data := await conn.reader.read(65536):
-                conn.buf += data
-                conn.data.set()
-        conn.eof = True
-        self._mark_closed(conn, "client")  # no-op if the server closed first
-        conn.data.set()
-        conn.closed.set()
-
-    async def _read_request(self, conn: _Conn) -> tuple[RecordedRequest, bool] | None:
-        """Parse one request; None on EOF or garbage (the connection then closes).
-
-        Bodies are read by Content-Length only: the SDKs LiteLLM uses never send chunked
-        request bodies, and supporting them would only add code to a test fake."""
-        while (end := conn.buf.find(b"\r\n\r\n")) < 0:
-            if not await conn.more():
-                return None
-        head = conn.buf[:end].decode("latin-1").split("\r\n")
-        del conn.buf[: end + 4]
-        try:
-            method, path, version = head[0].split(" ", 2)
-            headers = {
-                k.strip().lower(): v.strip()
-                for k, _, v in (line.partition(":") for line in head[1:])
-            }
-            length = int(headers.get("content-length", "0"))
-        except ValueError:
+    async def _read_request(self, conn: Connection) -> tuple[RecordedRequest, bool] | None:
+        """Read and record one request; ``None`` on EOF or garbage."""
+        raw = await read_request(conn)
+        if raw is None:
             return None
-        while len(conn.buf) < length:
-            if not await conn.more():
-                return None
-        raw = bytes(conn.buf[:length])
-        del conn.buf[:length]
         try:
-            body = msgspec.json.decode(raw) if raw else None
+            body = msgspec.json.decode(raw.body) if raw.body else None
         except msgspec.DecodeError:
             body = None
         with self._cond:
             req = RecordedRequest(
-                method,
-                path,
-                headers,
+                raw.method,
+                raw.path,
+                raw.headers,
                 body,
-                raw,
+                raw.body,
                 time.monotonic(),
                 conn.record.id,
                 len(self._requests),
@@ -314,7 +242,7 @@ class FakeProvider:
             self._requests.append(req)
             conn.record.requests += 1
             self._cond.notify_all()
-        return req, version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        return req, raw.keep_alive
 
     def _pick(self, req: RecordedRequest, api: Api | None) -> Reply:
         if api is None:
@@ -334,7 +262,7 @@ class FakeProvider:
             return default
         return Reply.error(500, f"fake provider: no scripted reply for request {req.index}")
 
-    async def _serve_one(self, conn: _Conn) -> bool:
+    async def _serve_one(self, conn: Connection) -> bool:
         """Answer one request; returns whether the connection stays open."""
         parsed = await self._read_request(conn)
         if parsed is None:
@@ -342,80 +270,7 @@ class FakeProvider:
         req, keep = parsed
         api = api_of(req.method, req.path)
         reply = self._pick(req, api)
-        extra = {k.lower(): v for k, v in reply.headers.items()}
-        keep = keep and extra.get("connection", "").lower() != "close"
-        if reply.delay and await conn.wait_eof(reply.delay):
-            return False
-        body = req.body if isinstance(req.body, dict) else {}
-        model = str(body.get("model", "fake-model"))
-        enc = (
-            AnthropicFormat(req.index, model, reply.steps)
-            if api == "anthropic"
-            else OpenAIFormat(req.index, model)
-        )
-        streamed = body.get("stream") is True and reply.body is None and not reply.error_detail
-        headers = {"content-type": "text/event-stream" if streamed else "application/json"}
-        chunked = reply.framing == "chunked"
-        keep = keep and chunked  # without a length or chunks, only the close ends the body
-        headers |= {"cache-control": "no-cache"} if streamed else {}
-        headers |= {"transfer-encoding": "chunked"} if streamed and chunked else {}
-        headers |= extra | ({} if keep else {"connection": "close"})
-        if not streamed:
-            for step in reply.steps:  # only the timing/fault steps apply
-                if isinstance(step, Stall) and await conn.wait_eof(step.seconds):
-                    return False
-                if isinstance(step, Drop):
-                    return self._drop(conn)
-            data = (
-                reply.body
-                if reply.body is not None
-                else (
-                    error_json(api, reply.error_detail)
-                    if reply.error_detail
-                    else msgspec.json.encode(enc.message(reply.steps))
-                )
-            )
-            return await self._finish(
-                conn, keep, _head(reply.status, headers | {"content-length": str(len(data))}) + data
-            )
-        await conn.write(_head(reply.status, headers))
-        steps = reply.steps
-        auto_end = (
-            reply.auto_end
-            and not any(isinstance(s, Done | Drop) for s in steps)
-            and (not steps or steps[-1] != Stall(None))
-        )
-        todo: tuple[Step | None, ...] = (*steps, None) if auto_end else steps
-        for item in todo:
-            if conn.eof:
-                return False
-            if isinstance(item, Stall):
-                if await conn.wait_eof(item.seconds):
-                    return False
-            elif isinstance(item, Drop):
-                return self._drop(conn)
-            elif isinstance(item, Wire):
-                await conn.write(item.data)
-            else:  # None: the automatic end of stream
-                chunks = (
-                    enc.end()
-                    if item is None
-                    else ([item.data] if isinstance(item, Raw) else enc.events(item))
-                )
-                for chunk in filter(None, chunks):  # an empty chunk would end the body
-                    await conn.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-        return await self._finish(conn, keep, b"0\r\n\r\n" if chunked else b"")
-
-    async def _finish(self, conn: _Conn, keep: bool, data: bytes) -> bool:
-        if not keep:  # record before the client can react to the final bytes
-            self._mark_closed(conn, "server")
-        await conn.write(data)
-        return keep
-
-    def _drop(self, conn: _Conn) -> bool:
-        self._mark_closed(conn, "server")
-        conn.writer.transport.abort()
-        return False
+        return await play(reply, req, api, conn, keep, lambda: self._mark_closed(conn, "server"))
 
 
 if __name__ == "__main__":  # manual demo: curl $URL/chat/completions -d '{"stream": true}'

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from pipeline import Pipeline, cli
+from pipeline.cli.replay import replay
 from pipeline.events import Chunk, Request, TextDelta, ToolFragment
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Reply, UsageStep, text_chunks, tool_chunks
@@ -104,7 +105,7 @@ async def test_a_real_empty_answer_dump_replays_to_the_same_failure(
 
     stdout = io.StringIO()
     args = argparse.Namespace(dump=str(dump), json=False, chunks=True, show_request=False)
-    code = await cli._replay(args, stdout)
+    code = await replay(args, stdout)
     out = stdout.getvalue()
     assert code == 5  # what `llmpipe run` exits with for an empty answer
     assert f"replaying {dump}" in out

@@ -16,8 +16,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from pipeline import Pipeline
+from pipeline.cli.batch.engine import EngineError, Outcome, call_one
 from pipeline.cli.batch.input import Defaults, Item
-from pipeline.cli.batch.runner import BatchConfig, EngineError, Outcome, call_one, run_batch
+from pipeline.cli.batch.runner import BatchConfig, run_batch
 from pipeline.errors import RateLimited
 from pipeline.testing import FakeClock, scripted, text_chunks
 

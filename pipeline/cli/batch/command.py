@@ -1,0 +1,52 @@
+"""``llmpipe batch``: the command, from its arguments to the runner and an engine."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TextIO
+
+from pipeline.cli.batch.input import Defaults
+from pipeline.cli.shared import load_provider, pipeline_for, policy_for
+
+__all__ = ["batch"]
+
+
+async def batch(args: argparse.Namespace, err: TextIO) -> int:
+    from pipeline.cli.batch.runner import BatchConfig, run_batch
+
+    config = BatchConfig(
+        input=args.input,
+        output=Path(args.output),
+        defaults=Defaults(
+            model=args.model,
+            system=args.system,
+            max_tokens=args.max_tokens,
+            json_mode=args.json,
+            api_base=args.api_base,
+            api_key=args.api_key,
+        ),
+        concurrency=args.concurrency,
+        retry_failed=args.retry_failed,
+        strict=args.strict,
+        progress=not args.quiet,
+        progress_interval_s=args.progress_every,
+    )
+    if args.engine == "local":
+        async with pipeline_for(args) as pipe:
+            return await run_batch(config, pipe, err=err, prepare=lambda: load_provider(err))
+    from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
+
+    spec = WorkerSpec(policy=policy_for(args.retries), trace=args.trace)
+    engine = RayEngine(
+        spec,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        address=args.ray_address,
+        instrument=args.instrument,
+    )
+    try:
+        pipe = pipeline_for(args)  # unused by the Ray engine: each worker builds its own
+        return await run_batch(config, pipe, err=err, prepare=engine.start, engine=engine)
+    finally:
+        await engine.close()
