@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pipeline.errors import UsageLimitExceeded
 from pipeline.secrets import guard_logger
 
-__all__ = ["UsageLimits", "UsageMeter", "UsageTotals"]
+__all__ = ["UsageLimits", "UsageMeter", "UsageTotals", "shown_limit"]
 
 log = guard_logger("llmpipe.limits")
 
@@ -88,6 +88,11 @@ class UsageTotals:
         )
 
 
+def shown_limit(limit: str) -> str:
+    """A limit's name in a message: ``cost``, ``total tokens``, ``requests``."""
+    return "cost" if limit == "cost_usd" else limit.replace("_", " ")
+
+
 class UsageMeter:
     """Counts requests and usage against ``limits``; safe from any thread or event loop.
 
@@ -127,7 +132,7 @@ class UsageMeter:
             f"${used:.4f} of ${maximum:.4f}" if limit == "cost_usd" else f"{used:g} of {maximum:g}"
         )
         raise UsageLimitExceeded(
-            f"the {limit.replace('_', ' ')} limit is reached ({shown} used);"
+            f"the {shown_limit(limit)} limit is reached ({shown} used);"
             f" not sending{' to ' + model if model else ''}",
             limit=limit,
             used=used,
