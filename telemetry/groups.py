@@ -12,7 +12,6 @@ run that failed has an error status.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from pipeline.events import Event
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
 from pipeline.stage import Stage
+from telemetry.stage_spans import aclose, outcome_of
 
 if TYPE_CHECKING:
     from telemetry.spans import CallTelemetry
@@ -80,20 +80,12 @@ async def _grouped(
     try:
         async for ev in inner:
             yield ev
-    except GeneratorExit:
-        outcome = "closed"
-        raise
-    except asyncio.CancelledError:
-        outcome = "cancelled"
-        raise
     except BaseException as exc:
-        outcome, error = "error", exc
+        outcome, error = outcome_of(exc)
         raise
     finally:
         try:
-            close = getattr(inner, "aclose", None)
-            if close is not None:
-                await close()
+            await aclose(inner)
         finally:
             try:
                 span.set_attribute("llmpipe.group.outcome", outcome)

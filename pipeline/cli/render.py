@@ -102,8 +102,9 @@ _REASONS = {
 
 
 def _cost(usd: float | None) -> str:
-    """`` · $0.000123`` (the price table's), or nothing for a model of unknown price."""
-    return f" · ${usd:.6f}" if usd is not None else ""
+    """`` · $0.0000045`` (the price table's, to the 1/100 millionth of a dollar), or
+    nothing for a model of unknown price."""
+    return f" · ${usd:.8f}".rstrip("0").rstrip(".") if usd is not None else ""
 
 
 def describe(ev: Event) -> str:
@@ -121,7 +122,7 @@ def describe(ev: Event) -> str:
         return (
             f"{'finish':<15} {ev.stop_reason}; {ev.input_tokens} in / {ev.output_tokens} out"
             f" tokens ({ev.cached_tokens} cached, usage {ev.usage_source}); model {ev.model}"
-            + (f"; ${ev.cost_usd:.6f}" if ev.cost_usd is not None else "")
+            + _cost(ev.cost_usd).replace(" · ", "; ")
         )
     if isinstance(ev, FallingBack):
         return f"{'falling_back':<15} {ev.from_model} -> {ev.to_model} ({ev.reason})"
