@@ -94,8 +94,8 @@ class Pipeline:
 
     @classmethod
     def default(cls, **options: Any) -> Pipeline:
-        """The default pipeline: normalize -> cache_tag ->
-        retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
+        """The default pipeline: fallback(normalize -> cache_tag ->
+        retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check)).
 
         Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``,
         ``limits=``, ...), ``backend=``: what dispatch sends through

@@ -1,7 +1,9 @@
 """The ``llmpipe`` command line: its options, help texts and checks of what was typed.
 
 Everything argparse can refuse is refused here, before anything is sent
-(exit 2): out-of-range numbers, a key typed on the command line.
+(exit 2): out-of-range numbers, a key typed on the command line. It is
+a little over 300 lines because most of it is help text, read with the
+options it explains.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ def fake() -> FakeProvider:  # type: ignore[misc]
         yield server
 
 
+@pytest.mark.e2e
 def test_run_streams_the_answer_to_stdout_and_usage_to_stderr(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,6 +56,7 @@ def test_run_streams_the_answer_to_stdout_and_usage_to_stderr(
     assert fake.requests[0].headers["authorization"] == "Bearer sk-from-env-not-real"
 
 
+@pytest.mark.e2e
 def test_run_shows_the_cost_on_its_end_line_when_the_price_is_known(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,6 +71,7 @@ def test_run_shows_the_cost_on_its_end_line_when_the_price_is_known(
     assert "$" not in capsys.readouterr().err  # no known price: no cost shown
 
 
+@pytest.mark.e2e
 def test_run_reads_the_prompt_from_stdin(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,6 +86,7 @@ def test_run_reads_the_prompt_from_stdin(
     assert body["messages"][0]["content"].endswith("Please respond with a valid JSON object.")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("reply", "code"),
     [
@@ -114,6 +118,7 @@ def test_failures_exit_with_a_code_per_kind_and_one_clear_line(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("reply", "line"),
     [
@@ -136,6 +141,7 @@ def test_an_error_line_says_the_providers_words_once(
     assert capsys.readouterr().err == f"llmpipe: error: {line}\n"
 
 
+@pytest.mark.e2e
 def test_a_connection_failure_names_host_and_port_and_exits_8(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -179,6 +185,7 @@ def test_exit_codes_are_distinct() -> None:
     assert cli.exit_code(gave_up) == 8
 
 
+@pytest.mark.e2e
 def test_run_shows_reasoning_tool_calls_and_retries_apart_from_the_answer(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,6 +216,7 @@ def test_run_shows_reasoning_tool_calls_and_retries_apart_from_the_answer(
     )
 
 
+@pytest.mark.e2e
 def test_a_stream_broken_after_text_exits_6_keeping_what_was_printed(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,6 +229,7 @@ def test_a_stream_broken_after_text_exits_6_keeping_what_was_printed(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.e2e
 def test_debug_adds_the_traceback(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,6 +276,7 @@ def test_help_shows_examples() -> None:
 STAGES = ("normalize", "cache_tag", "retry", "tool_compat", "dispatch", "reassemble", "usage")
 
 
+@pytest.mark.e2e
 def test_demo_shows_streaming_a_tool_call_a_handled_429_a_retried_empty_answer_and_spans(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -297,6 +307,7 @@ def test_demo_shows_streaming_a_tool_call_a_handled_429_a_retried_empty_answer_a
     assert out.index("finish> tool_calls") < out.index(roots[0]) < out.index("tool> get_weather")
 
 
+@pytest.mark.e2e
 def test_run_with_trace_console_puts_the_tree_on_stderr_after_the_answer(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,6 +340,7 @@ def test_debug_and_trace_go_before_or_after_the_command(argv: list[str]) -> None
     assert (getattr(args, "debug", False), getattr(args, "trace", None)) == (True, "console")
 
 
+@pytest.mark.e2e
 def test_run_with_trace_otlp_exports_the_call_to_the_collector(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,6 +14,8 @@ import pytest
 from pipeline import cli
 from pipeline.testing import FakeProvider, Reply, UsageStep
 
+pytestmark = pytest.mark.e2e  # the command imports litellm
+
 MODEL = "openai/gpt-4o-mini"  # $0.15 / M input, $0.60 / M output in litellm's table
 #: each answer: 1000 in, 500 out tokens = $0.00045
 COST = 1000 * 0.15e-6 + 500 * 0.6e-6
