@@ -4,7 +4,7 @@ The table is LiteLLM's own ``model_prices_and_context_window_backup.json``,
 read from the installed package's files (``importlib.metadata``) without
 importing LiteLLM: the direct backend never pays for that import, and nothing
 is fetched over the network. It is read once per process, on first use (about
-50 ms for 3 MB; ``prices_async`` does it off the event loop), and each
+10-20 ms for 3 MB; ``prices_async`` does it off the event loop), and each
 model's entry is decoded when it is first looked up.
 
 A model is found as LiteLLM finds it: its name as given
