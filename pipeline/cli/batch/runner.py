@@ -149,7 +149,7 @@ async def run_batch(
                 return EXIT_CODES["bad_input"]
             meter = UsageMeter(config.limits, start=loaded.spent)
             pipe = pipe.with_options(limits=meter)
-        if todo:
+        if todo and (meter is None or meter.reached() is None):  # else: nothing starts
             n = len(todo)
             say(
                 err,

@@ -66,6 +66,8 @@ def test_max_cost_stops_then_a_higher_limit_resumes_losing_and_duplicating_nothi
     # the same limit again: the earlier run's spending counts, so nothing is sent
     assert batch(fake, tmp_path, "--max-cost", "0.002", "-c", "1") == 9
     assert len(fake.requests) == 5 and len(records(tmp_path)) == 5
+    err = capsys.readouterr().err
+    assert "requests to run" not in err and "7 ids not run" in err
 
     assert batch(fake, tmp_path, "--max-cost", "5", "-c", "4") == 0
     final = records(tmp_path)
