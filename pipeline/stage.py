@@ -10,7 +10,7 @@ What a stage may use besides its upstream is the ``Context``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -84,6 +84,10 @@ class Instrument(Protocol):
     - ``stage`` starts one stage run; it is called by ``run_stages``, the one
       place where stages are chained. ``ctx.attempt`` is the attempt of the
       retry segment the run belongs to (``None`` outside one);
+    - ``group`` chains a segment's inner stages for one named run of them
+      (``Context.run(..., group=(name, attributes))``: one fallback target)
+      and returns its events; an instrument that traces gives the run a span
+      of its own, under the segment's, parent of the inner stages' spans;
     - ``first_chunk`` is called by dispatch from inside its own pull, when the
       first chunk of an answer arrives (once per request it sends), with the
       context of that run.
@@ -97,6 +101,15 @@ class Instrument(Protocol):
 
     def stage(
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
+    ) -> AsyncIterator[Event]: ...
+
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
     ) -> AsyncIterator[Event]: ...
 
     def first_chunk(self, ctx: Context) -> None: ...
@@ -116,6 +129,16 @@ class PlainInstrument:
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
     ) -> AsyncIterator[Event]:
         return st(upstream, ctx)
+
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
+    ) -> AsyncIterator[Event]:
+        return run_stages(stages, upstream, ctx)
 
     def first_chunk(self, ctx: Context) -> None:
         return None

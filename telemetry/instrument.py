@@ -9,7 +9,7 @@ are, so telemetry costs nothing per chunk; otherwise a ``CallTelemetry``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
@@ -100,6 +100,17 @@ class TelemetryInstrument:
     ) -> AsyncIterator[Event]:
         """Outside a call started by ``run`` there is no root span: the stage runs as it is."""
         return st(upstream, ctx)
+
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
+    ) -> AsyncIterator[Event]:
+        """Outside a call started by ``run`` there is no span to group under."""
+        return run_stages(stages, upstream, ctx)
 
     def first_chunk(self, ctx: Context) -> None:
         """Outside a call started by ``run`` there is nothing to time."""

@@ -5,7 +5,9 @@ Stage bodies hold no span code: ``CallTelemetry`` is the call's instrument
 hands it every stage to wrap, as a ``StageRun`` (``telemetry.stage_spans``:
 a span per stage run, current only around its pulls). This module is the
 call: the root span (GenAI attributes, the answer's output when captured,
-the outcome), its metrics, and what stage runs share.
+the outcome), its metrics, and what stage runs share. A group of a
+segment's inner stages (one fallback target) is a span of its own
+(``telemetry.groups``).
 
 What telemetry knows of attempts and chunks it is told: a stage run's attempt
 is ``ctx.attempt`` (the retry segment's copy of the context), and dispatch
@@ -18,7 +20,7 @@ the pipeline: its own failures are logged at debug level.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -27,12 +29,13 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from pipeline.context import Context
-from pipeline.events import Event, Retrying
+from pipeline.events import Event, FallingBack, Retrying
 from pipeline.response import ResponseBuilder
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
 from pipeline.stage import Stage
 from telemetry import genai
+from telemetry.groups import group_run
 from telemetry.metrics import CallMetrics
 from telemetry.stage_spans import Counter, StageRun, aclose, counted, outcome_of
 
@@ -49,6 +52,7 @@ class CallTelemetry:
         "attrs",
         "capture",
         "last_error",
+        "last_fallback",
         "last_retrying",
         "meters",
         "nested",
@@ -88,6 +92,7 @@ class CallTelemetry:
         #: what the consumer was given: finish, retries, and the output content to capture
         self.answer = ResponseBuilder()
         self.last_retrying: Retrying | None = None
+        self.last_fallback: FallingBack | None = None
         self.last_error: BaseException | None = None
 
     # --- the instrument of this call ------------------------------------------------
@@ -116,6 +121,16 @@ class CallTelemetry:
         wrapped = run.run(st(upstream, ctx))
         self.recs[wrapped] = run
         return wrapped
+
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
+    ) -> AsyncIterator[Event]:
+        return group_run(self, name, attributes, stages, upstream, ctx)
 
     # --- the root span ----------------------------------------------------------------
 

@@ -13,7 +13,8 @@ Each stage run's span
   status); with the events in and out and the time spent in the stage itself
   (its pulls less its upstream's), and its attempt (``ctx.attempt``).
 
-``Retrying`` events become span events of the stage that emitted them. While
+``Retrying`` and ``FallingBack`` events become span events of the stage that
+emitted them. While
 a stage run is pulling, it is the call's ``pulling`` run: what
 ``CallTelemetry.first_chunk`` is about.
 """
@@ -29,7 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-from pipeline.events import Event, Retrying
+from pipeline.events import Event, FallingBack, Retrying
 from pipeline.secrets import guard_logger
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ class StageRun(Counter):
                 if type(ev) is Retrying and ev is not call.last_retrying:
                     call.last_retrying = ev
                     _retry_event(span, ev)
+                elif type(ev) is FallingBack and ev is not call.last_fallback:
+                    call.last_fallback = ev
+                    _fallback_event(span, ev)
                 yield ev
         except BaseException as exc:
             outcome, error = outcome_of(exc)
@@ -167,6 +171,20 @@ def _retry_event(span: Span, ev: Retrying) -> None:
         )
     except Exception:
         log.debug("telemetry: cannot record a retry", exc_info=True)
+
+
+def _fallback_event(span: Span, ev: FallingBack) -> None:
+    try:
+        span.add_event(
+            "fallback",
+            {
+                "llmpipe.fallback.from_model": ev.from_model,
+                "llmpipe.fallback.to_model": ev.to_model,
+                "llmpipe.fallback.reason": ev.reason,
+            },
+        )
+    except Exception:
+        log.debug("telemetry: cannot record a fallback", exc_info=True)
 
 
 def outcome_of(exc: BaseException) -> tuple[str, BaseException | None]:

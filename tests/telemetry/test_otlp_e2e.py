@@ -75,9 +75,9 @@ def tree(received: list[Received]) -> list[tuple[int, str]]:
 
 
 EXPECTED_TREE = sorted(
-    [(0, "chat fake-model"), (1, "normalize"), (1, "cache_tag"), (1, "retry")]
-    + [(2, n) for n in ("tool_compat", "reassemble", "usage", "empty_check")] * 2
-    + [(3, "dispatch")] * 2
+    [(0, "chat fake-model"), (1, "fallback"), (2, "normalize"), (2, "cache_tag"), (2, "retry")]
+    + [(3, n) for n in ("tool_compat", "reassemble", "usage", "empty_check")] * 2
+    + [(4, "dispatch")] * 2
 )
 
 

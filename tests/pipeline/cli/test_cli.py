@@ -57,6 +57,21 @@ def test_run_streams_the_answer_to_stdout_and_usage_to_stderr(
 
 
 @pytest.mark.e2e
+def test_run_shows_the_cost_on_its_end_line_when_the_price_is_known(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-not-real")
+    fake.script(Reply.text("Hi", usage=UsageStep(1200, 30, cached_tokens=1000)))
+    args = ["run", "-m", "openai/gpt-4o-mini", "--api-base", fake.base_url, "hi"]
+    assert cli.main(args) == 0
+    # 200 input at $0.15 / M, 1000 cached at $0.075 / M, 30 output at $0.60 / M
+    assert " · model gpt-4o-mini · $0.000123 · " in capsys.readouterr().err
+    fake.script(Reply.text("Hi"))
+    assert cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "hi"]) == 0
+    assert "$" not in capsys.readouterr().err  # no known price: no cost shown
+
+
+@pytest.mark.e2e
 def test_run_reads_the_prompt_from_stdin(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
