@@ -10,7 +10,7 @@ What a stage may use besides its upstream is the ``Context``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -84,17 +84,19 @@ class Instrument(Protocol):
     - ``stage`` starts one stage run; it is called by ``run_stages``, the one
       place where stages are chained. ``ctx.attempt`` is the attempt of the
       retry segment the run belongs to (``None`` outside one);
+    - ``group`` chains a segment's inner stages for one named run of them,
+      when the segment runs them more than once (``Context.run(...,
+      group=(name, attributes))``: retry's ``"attempt 2"``, one fallback
+      target) and returns its events; an instrument that traces gives the
+      run a span of its own, under the segment's, parent of the inner
+      stages' spans;
+    - ``group_failed`` is called by a segment whose group (run with ``ctx``)
+      failed with ``error`` and which carries on as ``then`` says (retry: its
+      ``Retrying`` event, before it is yielded). A segment that raises
+      instead need say nothing: its own run ends with the error;
     - ``first_chunk`` is called by dispatch from inside its own pull, when the
       first chunk of an answer arrives (once per request it sends), with the
-      context of that run;
-    - ``part`` starts one labelled run of a segment's inner stages (``retry``:
-      ``"attempt 2"``; a fallback: its target), through ``ctx.run(...,
-      part=label)``: it chains them (``run_stages``) and may observe the run
-      as a whole;
-    - ``part_failed`` is called by a segment whose part (run with ``ctx``)
-      failed with ``error`` and which carries on as ``then`` says (a
-      ``Retrying`` event, before it is yielded). A segment that raises
-      instead says nothing: its own run ends with the error.
+      context of that run.
 
     Subclass ``PlainInstrument`` to observe only some of these.
     """
@@ -107,13 +109,18 @@ class Instrument(Protocol):
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
     ) -> AsyncIterator[Event]: ...
 
-    def first_chunk(self, ctx: Context) -> None: ...
-
-    def part(
-        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
     ) -> AsyncIterator[Event]: ...
 
-    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None: ...
+    def first_chunk(self, ctx: Context) -> None: ...
+
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None: ...
 
 
 class PlainInstrument:
@@ -131,15 +138,20 @@ class PlainInstrument:
     ) -> AsyncIterator[Event]:
         return st(upstream, ctx)
 
-    def first_chunk(self, ctx: Context) -> None:
-        return None
-
-    def part(
-        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
     ) -> AsyncIterator[Event]:
         return run_stages(stages, upstream, ctx)
 
-    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
+    def first_chunk(self, ctx: Context) -> None:
+        return None
+
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
         return None
 
 

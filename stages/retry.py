@@ -132,7 +132,7 @@ class Retry:
                 async with (
                     gate.slot(ctx.clock, ctx.sleep),
                     closing(
-                        inner_ctx.run(self.stages, once(req), part=f"attempt {attempt}")
+                        inner_ctx.run(self.stages, once(req), group=(f"attempt {attempt}", {}))
                     ) as inner,
                 ):
                     while True:
@@ -187,7 +187,7 @@ class Retry:
                     policy.budget(cause),
                 )
                 retrying = Retrying(attempt=attempt, delay_s=delay, reason=cause)
-                ctx.instrument.part_failed(inner_ctx, exc, retrying)
+                ctx.instrument.group_failed(inner_ctx, exc, retrying)
             yield retrying
             await ctx.sleep(delay)
 

@@ -125,8 +125,8 @@ class TelemetryInstrument(PlainInstrument):
         value = getattr(provider, CONVENTIONS_ATTR, None)
         return value if isinstance(value, str) else None
 
-    # Outside a call started by ``run`` there is no root span: ``stage``, ``part``,
-    # ``first_chunk`` and ``part_failed`` are PlainInstrument's (the stages as they are).
+    # Outside a call started by ``run`` there is no root span: ``stage``, ``group``,
+    # ``first_chunk`` and ``group_failed`` are PlainInstrument's (the stages as they are).
 
     def tracer(self) -> Tracer | None:
         """The tracer calls would use now, or ``None`` when no span could record."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -26,8 +26,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span
 
 from pipeline.context import Context
-from pipeline.events import Event, Retrying
+from pipeline.events import Event, FallingBack, Retrying
 from pipeline.stage import PlainInstrument, Stage
+
+#: the events that become span events of the stage that gave them
+NOTED = frozenset({Retrying, FallingBack})
 
 if TYPE_CHECKING:
     from telemetry.spans import CallTelemetry
@@ -60,6 +63,7 @@ class Rec(Count):
 
     __slots__ = (
         "attempt",
+        "attrs",
         "built_ns",
         "built_s",
         "child_end_ns",
@@ -112,6 +116,8 @@ class Rec(Count):
         self.parts: list[Rec] = []
         #: the part (and its context) that ends when this stage run ends: it is its last
         self.closes: tuple[Rec, Context] | None = None
+        #: a part's attributes (its segment's: a fallback target's model)
+        self.attrs: Mapping[str, str | int | float | bool] = {}
         #: a part's last (outermost) stage run
         self.last: Rec | None = None
 
@@ -147,8 +153,8 @@ async def run_stage(
                 detach(token)
             rec.out += 1
             rec.last_s = t1
-            if type(ev) is Retrying:
-                call.retrying(span, ev)
+            if type(ev) in NOTED:
+                call.note(span, ev)
             yield ev
     except BaseException as exc:
         outcome, error = ended_by(exc)
@@ -253,10 +259,15 @@ class Bound(PlainInstrument):
     def first_chunk(self, ctx: Context) -> None:
         self.call.first_chunk_in(self.rec)
 
-    def part(
-        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
     ) -> AsyncIterator[Event]:
-        return self.call.wrap_part(label, stages, upstream, ctx, self.rec)
+        return self.call.wrap_part(name, attributes, stages, upstream, ctx, self.rec)
 
-    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
-        self.call.part_failed(ctx, error, then)
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
+        self.call.group_failed(ctx, error, then)

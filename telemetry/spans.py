@@ -3,7 +3,7 @@
 Stage bodies hold no span code: ``CallTelemetry`` is the call's instrument
 (``ctx.instrument``, put there by ``TelemetryInstrument``), so ``run_stages``
 hands it every stage to wrap, and segments hand it every labelled run of
-their inner stages (``ctx.run(..., part="attempt 2")``). What telemetry knows
+their inner stages (``ctx.run(..., group=("attempt 2", {}))``). What telemetry knows
 it is told, never guessed from names or from the current span:
 
 - each stage run gets a context whose instrument is bound to that run
@@ -11,7 +11,7 @@ it is told, never guessed from names or from the current span:
   parts it starts are its children, and dispatch's ``first_chunk`` names
   the run it came from;
 - a part's attempt number is ``ctx.attempt``; what the segment does after a
-  failed part (``Retrying``: cause and delay) comes through ``part_failed``.
+  failed part (``Retrying``: cause and delay) comes through ``group_failed``.
 
 How the tree reads in a backend that sorts siblings by start time: every
 span starts at the moment its run was built, which is pipeline order (a
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -43,7 +43,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from pipeline.context import Context
-from pipeline.events import Event, Retrying
+from pipeline.events import Event, FallingBack, Retrying
 from pipeline.response import ResponseBuilder
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
@@ -66,7 +66,7 @@ class CallTelemetry:
         "answer",
         "attrs",
         "capture",
-        "last_retrying",
+        "last_note",
         "meters",
         "nested",
         "oi",
@@ -107,7 +107,7 @@ class CallTelemetry:
         self.recs: dict[AsyncIterator[Event], Rec] = {}
         #: failures already recorded where they arose, by id (kept, so no id is reused)
         self.seen: dict[int, BaseException] = {}
-        #: failed parts waiting for their segment's word (``part_failed``), by context id
+        #: failed parts waiting for their segment's word (``group_failed``), by context id
         self.pending: dict[int, tuple[Context, Rec]] = {}
         self.nested = 0.0
         self.started = time.perf_counter()
@@ -115,7 +115,7 @@ class CallTelemetry:
         self.ttfc: float | None = None
         #: what the consumer was given: finish, retries, and the output content to capture
         self.answer = ResponseBuilder()
-        self.last_retrying: Retrying | None = None
+        self.last_note: Event | None = None
 
     # --- the instrument of this call ------------------------------------------------
 
@@ -132,12 +132,17 @@ class CallTelemetry:
     def first_chunk(self, ctx: Context) -> None:
         self.ttfc = time.perf_counter() - self.started
 
-    def part(
-        self, label: str, stages: tuple[Stage, ...], upstream: AsyncIterator[Event], ctx: Context
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
     ) -> AsyncIterator[Event]:
-        return self.wrap_part(label, stages, upstream, ctx, None)
+        return self.wrap_part(name, attributes, stages, upstream, ctx, None)
 
-    def part_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
         entry = self.pending.pop(id(ctx), None)
         if entry is not None:
             self.end_part(entry[1], error, then)
@@ -179,6 +184,7 @@ class CallTelemetry:
     def wrap_part(
         self,
         label: str,
+        attributes: Mapping[str, str | int | float | bool],
         stages: tuple[Stage, ...],
         upstream: AsyncIterator[Event],
         ctx: Context,
@@ -189,6 +195,7 @@ class CallTelemetry:
         self.seen.clear()  # what failed in an earlier part is no longer on its way out
         attempt = ctx.attempt.number if ctx.attempt is not None else None
         rec = Rec(label, 0, Count(), parent, attempt, self.stamp(), part=True)
+        rec.attrs = attributes
         if parent is not None:
             parent.parts.append(rec)
         inner = run_stages(stages, upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
@@ -223,6 +230,8 @@ class CallTelemetry:
         if not rec.part:
             attrs["llmpipe.stage.name"] = rec.name
             attrs["llmpipe.stage.index"] = rec.index
+        elif rec.attrs:
+            attrs.update(rec.attrs)
         if rec.attempt is not None:
             attrs["llmpipe.attempt"] = rec.attempt
         if self.oi:
@@ -317,21 +326,33 @@ class CallTelemetry:
             rec.parent.child_end_ns = max(rec.parent.child_end_ns, end)
         return end
 
-    def retrying(self, span: Span, ev: Retrying) -> None:
-        if ev is self.last_retrying:
+    def note(self, span: Span, ev: Event) -> None:
+        """A ``Retrying`` or ``FallingBack`` event as a span event of the stage that gave
+        it first (the segment's; the stages it passes through give the same object)."""
+        if ev is self.last_note:
             return
-        self.last_retrying = ev
+        self.last_note = ev
         try:
-            span.add_event(
-                "retry",
-                {
-                    "llmpipe.retry.attempt": ev.attempt,
-                    "llmpipe.retry.delay_s": ev.delay_s,
-                    "llmpipe.retry.reason": ev.reason,
-                },
-            )
+            if type(ev) is Retrying:
+                span.add_event(
+                    "retry",
+                    {
+                        "llmpipe.retry.attempt": ev.attempt,
+                        "llmpipe.retry.delay_s": ev.delay_s,
+                        "llmpipe.retry.reason": ev.reason,
+                    },
+                )
+            elif type(ev) is FallingBack:
+                span.add_event(
+                    "fallback",
+                    {
+                        "llmpipe.fallback.from_model": ev.from_model,
+                        "llmpipe.fallback.to_model": ev.to_model,
+                        "llmpipe.fallback.reason": ev.reason,
+                    },
+                )
         except Exception:
-            log.debug("telemetry: cannot record a retry", exc_info=True)
+            log.debug("telemetry: cannot record a retry or fallback", exc_info=True)
 
     def fail(self, span: Span, error: BaseException, *, recorded: bool) -> None:
         """Error status and ``error.type``; with ``recorded``, the ``exception`` event too."""

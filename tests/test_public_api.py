@@ -93,13 +93,18 @@ PUBLIC = {
     "pipeline": "Chunk Context Event EventStream Finish Message Pipeline ReasoningDelta Request"
     " Response Retrying Segment Stage TextDelta TextEnd ToolCall ToolFragment ToolSpec Usage"
     " acomplete collect complete default errors events stage stream tool_result",
-    "pipeline.events": "Chunk Event EventBase Finish ReasoningDelta Request Retrying TextDelta"
+    "pipeline.events": "Chunk Event EventBase FallingBack Finish ReasoningDelta Request Retrying"
+    " TextDelta"
     " TextEnd ToolCall ToolFragment UsageSource decode encode",
     "pipeline.errors": "AuthenticationFailed BadRequest ClientClosed ContentFiltered"
     " ContextWindowExceeded EmptyResponse InternalError InvalidRequest MalformedResponse"
     " MalformedToolCall ModelNotFound PipelineError PipelineMisuse ProviderError ProviderTimeout"
     " ProviderUnavailable ProviderUnreachable RateLimited RetriesExhausted StageNotFound"
-    " StreamError StreamInterrupted redact",
+    " StreamError StreamInterrupted TargetCoolingDown UsageLimitExceeded redact",
+    "pipeline.fallbacks": "DEFAULT_ON FALLBACK_REASONS FallbackPolicy FallbackReason Target"
+    " TargetHealth coerce_targets fallback_reason",
+    "pipeline.cost": "ModelPrice PriceTable cost_usd prices prices_async table_path",
+    "pipeline.limits": "UsageLimits UsageMeter UsageTotals shown_limit",
     "pipeline.testing": "ConnectionRecord Done Drop FakeClock FakeProvider FinishStep"
     " FunctionBackend Raw Reasoning RecordedRequest Reply Script ScriptedBackend"
     " ScriptedDispatch Stall Text ToolDelta UsageStep Wire scripted text_chunks tool_chunks",
@@ -110,7 +115,7 @@ PUBLIC = {
     " ReasoningDeltaEvent ReasoningStartEvent StreamErrorEvent StreamEvent TextDeltaEvent"
     " TextEndEvent Tool ToolCallEvent ToolResultEvent compute_retry_delay"
     " parse_tool_call_arguments tool_to_openai_format",
-    "stages": "LiteLLMBackend cache_tag dispatch empty_check normalize reassemble"
+    "stages": "LiteLLMBackend cache_tag dispatch empty_check fallback normalize reassemble"
     " replay_dispatch retry simulated tool_compat usage",
     "telemetry": "TelemetryHandle TelemetryInstrument setup",
 }

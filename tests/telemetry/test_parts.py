@@ -1,8 +1,8 @@
 """Any segment's labelled runs get spans of their own, not only retry's attempts.
 
 A segment that tries its inner stages against one target, then another (as a
-fallback would), runs each through ``ctx.run(..., part=label)`` and tells the
-instrument what it did after a failed one (``part_failed``): each run is a
+fallback does), runs each through ``ctx.run(..., group=(label, attributes))`` and
+tells the instrument what it did after a failed one (``group_failed``): each run is a
 span named by its label, under the segment, with the segment's stages under
 it; the failed one is ERROR and says what followed, the one that answered is
 OK. A part with no stages of its own is a span too.
@@ -45,7 +45,9 @@ class Either:
             [req] = [ev async for ev in events if isinstance(ev, Request)]
         for n, label in enumerate(self.labels):
             try:
-                async with aclosing(ctx.run(self.stages, once(req), part=label)) as inner:
+                async with aclosing(
+                    ctx.run(self.stages, once(req), group=(label, {"target": n}))
+                ) as inner:
                     async for ev in inner:
                         yield ev
                 return
@@ -53,7 +55,7 @@ class Either:
                 if n == len(self.labels) - 1:
                     raise
                 then = Retrying(attempt=n + 1, delay_s=0.0, reason="rate_limited")
-                ctx.instrument.part_failed(ctx, exc, then)
+                ctx.instrument.group_failed(ctx, exc, then)
                 yield then
 
 
@@ -69,6 +71,7 @@ async def test_a_segments_labelled_runs_are_spans_under_it(spans: Spans) -> None
     assert (a.attributes or {})["error.type"] == "pipeline.errors.RateLimited"
     assert (a.attributes or {})["llmpipe.then.reason"] == "rate_limited"
     assert b.status.status_code is StatusCode.OK
+    assert [(s.attributes or {})["target"] for s in (a, b)] == [0, 1]  # the group's attributes
     for part in (a, b):  # each with the segment's stages under it, in pipeline order
         under = [s for s in spans.finished if s.parent and s.parent.span_id == part.context.span_id]
         under.sort(key=lambda s: s.start_time or 0)

@@ -37,6 +37,7 @@ REQ: dict[str, Any] = {
     "api_base": "http://127.0.0.1:9/v1",
 }
 STAGES = [
+    "fallback",
     "normalize",
     "cache_tag",
     "retry",
@@ -95,9 +96,10 @@ async def test_a_span_per_stage_under_the_root_and_inner_stages_under_their_segm
         return next(s.name for s in spans.finished if s.context.span_id == span.parent.span_id)
 
     assert {n: parent(n) for n in [*STAGES, "attempt 1"]} == {
-        "normalize": "chat gpt-4o-mini",
-        "cache_tag": "chat gpt-4o-mini",
-        "retry": "chat gpt-4o-mini",
+        "fallback": "chat gpt-4o-mini",
+        "normalize": "fallback",
+        "cache_tag": "fallback",
+        "retry": "fallback",
         "attempt 1": "retry",
         "tool_compat": "attempt 1",
         "dispatch": "tool_compat",

@@ -94,13 +94,14 @@ async def test_a_call_retried_twice_reads_in_pipeline_order_with_errors_where_th
     root = one(received, "chat gpt-4o-mini")
     # depth first, siblings by start time (as Jaeger and Phoenix order them): pipeline order
     order = [(depth, s.name) for depth, s in walk(received, root)]
-    attempt = [(3, "tool_compat"), (4, "dispatch"), (3, "reassemble"), (3, "usage")]
+    attempt = [(4, "tool_compat"), (5, "dispatch"), (4, "reassemble"), (4, "usage")]
     assert order == [
         (0, "chat gpt-4o-mini"),
-        (1, "normalize"),
-        (1, "cache_tag"),
-        (1, "retry"),
-        *[a for n in (1, 2, 3) for a in [(2, f"attempt {n}"), *attempt, (3, "empty_check")]],
+        (1, "fallback"),  # one target: no group of its own
+        (2, "normalize"),
+        (2, "cache_tag"),
+        (2, "retry"),
+        *[a for n in (1, 2, 3) for a in [(3, f"attempt {n}"), *attempt, (4, "empty_check")]],
     ]
     assert len(received) == len(order)  # nothing outside the tree
 

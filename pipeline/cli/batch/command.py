@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from pipeline.cli.batch.input import Defaults
 from pipeline.cli.shared import load_provider, pipeline_for, policy_for
+from pipeline.errors import InvalidRequest
+from pipeline.limits import UsageLimits
 
 if TYPE_CHECKING:
     from pipeline.cli.batch.runner import BatchConfig
@@ -19,6 +21,21 @@ __all__ = ["batch"]
 async def batch(args: argparse.Namespace, err: TextIO) -> int:
     from pipeline.cli.batch.runner import BatchConfig
 
+    limits = None
+    if (
+        args.max_cost is not None
+        or args.max_total_tokens is not None
+        or args.max_requests is not None
+    ):
+        if args.engine != "local":
+            raise InvalidRequest(
+                "--max-cost", "usage limits need --engine local (the Ray workers meter apart)"
+            )
+        limits = UsageLimits(
+            max_cost_usd=args.max_cost,
+            max_total_tokens=args.max_total_tokens,
+            max_requests=args.max_requests,
+        )
     config = BatchConfig(
         input=args.input,
         output=Path(args.output),
@@ -35,6 +52,7 @@ async def batch(args: argparse.Namespace, err: TextIO) -> int:
         strict=args.strict,
         progress=not args.quiet,
         progress_interval_s=args.progress_every,
+        limits=limits,
     )
     if args.instrument is None:
         return await _run(args, config, err, None)

@@ -57,6 +57,21 @@ def test_run_streams_the_answer_to_stdout_and_usage_to_stderr(
 
 
 @pytest.mark.e2e
+def test_run_shows_the_cost_on_its_end_line_when_the_price_is_known(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-not-real")
+    fake.script(Reply.text("Hi", usage=UsageStep(1200, 30, cached_tokens=1000)))
+    args = ["run", "-m", "openai/gpt-4o-mini", "--api-base", fake.base_url, "hi"]
+    assert cli.main(args) == 0
+    # 200 input at $0.15 / M, 1000 cached at $0.075 / M, 30 output at $0.60 / M
+    assert " · model gpt-4o-mini · $0.000123 · " in capsys.readouterr().err
+    fake.script(Reply.text("Hi"))
+    assert cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "hi"]) == 0
+    assert "$" not in capsys.readouterr().err  # no known price: no cost shown
+
+
+@pytest.mark.e2e
 def test_run_reads_the_prompt_from_stdin(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -287,11 +302,11 @@ def test_demo_shows_streaming_a_tool_call_a_handled_429_a_retried_empty_answer_a
     for name in (*STAGES, "empty_check"):
         assert re.search(rf"^[ │├└─]+{name}  ", out, re.MULTILINE), name
     # each attempt a span under retry; a failed one says the cause and wait of what followed
-    assert re.search(r"^   ├─ attempt 1  [\d.]+ ms  error  RateLimited$", out, re.MULTILINE)
-    assert re.search(r"^   │  │  · retry: rate_limited, waiting 0.40 s$", out, re.MULTILINE)
-    assert re.search(r"^   └─ attempt 2  [\d.]+ ms  ok$", out, re.MULTILINE)
-    assert re.search(r"^   ├─ attempt 1  [\d.]+ ms  error  EmptyResponse$", out, re.MULTILINE)
-    assert re.search(r"^   │  │  · retry: empty, waiting 0.30 s$", out, re.MULTILINE)
+    assert re.search(r"^      ├─ attempt 1  [\d.]+ ms  error  RateLimited$", out, re.MULTILINE)
+    assert re.search(r"^      │  │  · retry: rate_limited, waiting 0.40 s$", out, re.MULTILINE)
+    assert re.search(r"^      └─ attempt 2  [\d.]+ ms  ok$", out, re.MULTILINE)
+    assert re.search(r"^      ├─ attempt 1  [\d.]+ ms  error  EmptyResponse$", out, re.MULTILINE)
+    assert re.search(r"^      │  │  · retry: empty, waiting 0.30 s$", out, re.MULTILINE)
     # each tree follows the conversation turn it belongs to
     assert out.index("finish> tool_calls") < out.index(roots[0]) < out.index("tool> get_weather")
 
