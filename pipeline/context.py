@@ -113,8 +113,9 @@ class Context:
         """Chain ``stages`` onto ``upstream``; segments call this for their inner stages.
 
         ``group`` (a name and attributes) makes this run of the inner stages
-        one unit for the instrument (``Instrument.group``): a span of its own,
-        such as one fallback target's, under the segment's.
+        one unit for the instrument (``Instrument.group``) when a segment runs
+        them more than once (retry: ``("attempt 2", {})``; fallback: one
+        target): telemetry gives it a span of its own, under the segment's.
         """
         if group is not None:
             return self.instrument.group(group[0], group[1], stages, upstream, self)

@@ -84,10 +84,16 @@ class Instrument(Protocol):
     - ``stage`` starts one stage run; it is called by ``run_stages``, the one
       place where stages are chained. ``ctx.attempt`` is the attempt of the
       retry segment the run belongs to (``None`` outside one);
-    - ``group`` chains a segment's inner stages for one named run of them
-      (``Context.run(..., group=(name, attributes))``: one fallback target)
-      and returns its events; an instrument that traces gives the run a span
-      of its own, under the segment's, parent of the inner stages' spans;
+    - ``group`` chains a segment's inner stages for one named run of them,
+      when the segment runs them more than once (``Context.run(...,
+      group=(name, attributes))``: retry's ``"attempt 2"``, one fallback
+      target) and returns its events; an instrument that traces gives the
+      run a span of its own, under the segment's, parent of the inner
+      stages' spans;
+    - ``group_failed`` is called by a segment whose group (run with ``ctx``)
+      failed with ``error`` and which carries on as ``then`` says (retry: its
+      ``Retrying`` event, before it is yielded). A segment that raises
+      instead need say nothing: its own run ends with the error;
     - ``first_chunk`` is called by dispatch from inside its own pull, when the
       first chunk of an answer arrives (once per request it sends), with the
       context of that run.
@@ -113,6 +119,8 @@ class Instrument(Protocol):
     ) -> AsyncIterator[Event]: ...
 
     def first_chunk(self, ctx: Context) -> None: ...
+
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None: ...
 
 
 class PlainInstrument:
@@ -141,6 +149,9 @@ class PlainInstrument:
         return run_stages(stages, upstream, ctx)
 
     def first_chunk(self, ctx: Context) -> None:
+        return None
+
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
         return None
 
 

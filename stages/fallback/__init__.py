@@ -100,6 +100,7 @@ class Fallback:
         reason = ""
         last: PipelineError | None = None
         min_window: int | None = None
+        failed: Context | None = None  # the context of the target that failed last
         while True:
             nxt = pick(plan, 0 if current is None else current.index + 1, min_window, cooling)
             if nxt is None:
@@ -113,9 +114,12 @@ class Fallback:
                     reason,
                     last,
                 )
-                yield FallingBack(
+                moving = FallingBack(
                     from_model=current.request.model, to_model=nxt.request.model, reason=reason
                 )
+                if failed is not None and last is not None:  # its group's span says what followed
+                    ctx.instrument.group_failed(failed, last, moving)
+                yield moving
             elif nxt.index > 0:
                 skipped = plan[0].request.model
                 tried.append(f"{skipped} (cooling_down)")
@@ -175,7 +179,7 @@ class Fallback:
             why = fallback_reason(failure)
             if why is None or not policy.moves_on(why):
                 raise failure
-            reason, last = why, failure
+            reason, last, failed = why, failure, tctx
             tried.append(f"{treq.model} ({why})")
             if why == "context_window" and nxt.window is not None:
                 min_window = max(min_window or 0, nxt.window)

@@ -372,6 +372,15 @@ async def test_each_target_is_a_span_of_its_own_under_the_fallback_span(
     assert targets[1].status.status_code is not StatusCode.ERROR
     assert fb.status.status_code is not StatusCode.ERROR
     assert [(t.attributes or {})["llmpipe.target.index"] for t in targets] == [1, 2]
+    # the failed target says what followed: the call fell back, and why
+    moved = {k: v for k, v in (targets[0].attributes or {}).items() if k.startswith("llmpipe.then")}
+    assert moved == {
+        "llmpipe.then": "falling_back",
+        "llmpipe.then.from_model": PRIMARY,
+        "llmpipe.then.to_model": BACKUP,
+        "llmpipe.then.reason": "unavailable",
+    }
+    assert "llmpipe.then" not in (targets[1].attributes or {})
     # each target's stages are its own children
     for target in targets:
         children = sorted(

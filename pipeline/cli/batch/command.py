@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline.cli.batch.input import Defaults
 from pipeline.cli.shared import load_provider, pipeline_for, policy_for
 from pipeline.errors import InvalidRequest
 from pipeline.limits import UsageLimits
 
+if TYPE_CHECKING:
+    from pipeline.cli.batch.runner import BatchConfig
+
 __all__ = ["batch"]
 
 
 async def batch(args: argparse.Namespace, err: TextIO) -> int:
-    from pipeline.cli.batch.runner import BatchConfig, run_batch
+    from pipeline.cli.batch.runner import BatchConfig
 
     limits = None
     if (
@@ -50,9 +54,28 @@ async def batch(args: argparse.Namespace, err: TextIO) -> int:
         progress_interval_s=args.progress_every,
         limits=limits,
     )
+    if args.instrument is None:
+        return await _run(args, config, err, None)
+    from telemetry.propagation import batch_trace
+
+    # one trace root for the run: every call's span, here or in a Ray worker, is under it
+    with batch_trace(args.instrument, f"batch {args.input}") as traced:
+        return await _run(args, config, err, traced.summary)
+
+
+async def _run(
+    args: argparse.Namespace,
+    config: BatchConfig,
+    err: TextIO,
+    summary: Callable[[dict[str, int]], None] | None,
+) -> int:
+    from pipeline.cli.batch.runner import run_batch
+
     if args.engine == "local":
         async with pipeline_for(args) as pipe:
-            return await run_batch(config, pipe, err=err, prepare=lambda: load_provider(err))
+            return await run_batch(
+                config, pipe, err=err, prepare=lambda: load_provider(err), summary=summary
+            )
     from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
 
     spec = WorkerSpec(policy=policy_for(args.retries), trace=args.trace)
@@ -65,6 +88,8 @@ async def batch(args: argparse.Namespace, err: TextIO) -> int:
     )
     try:
         pipe = pipeline_for(args)  # unused by the Ray engine: each worker builds its own
-        return await run_batch(config, pipe, err=err, prepare=engine.start, engine=engine)
+        return await run_batch(
+            config, pipe, err=err, prepare=engine.start, engine=engine, summary=summary
+        )
     finally:
         await engine.close()

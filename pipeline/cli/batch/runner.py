@@ -103,13 +103,17 @@ async def run_batch(
     tty: bool | None = None,
     prepare: Callable[[], Awaitable[object]] | None = None,
     engine: Engine | None = None,
+    summary: Callable[[dict[str, int]], None] | None = None,
 ) -> int:
     """Run a batch; the exit status (``pipeline.cli.exits.EXIT_CODES``).
 
     ``prepare`` runs once there is something to do, before the first call
     (the CLI imports litellm there, so the progress display starts with
     the calls, not seconds before them). ``engine`` runs the calls
-    (default: here, ``concurrency`` at a time).
+    (default: here, ``concurrency`` at a time). ``summary`` is told the
+    run's totals at its end (``ids``, ``to_run``, ``done``, ``failed``,
+    ``skipped``, ``input_tokens``, ``output_tokens``): the CLI puts them on
+    the batch's span.
     """
     try:
         data = _read_input(config.input, stdin)
@@ -176,6 +180,18 @@ async def run_batch(
                 say(err, f"llmpipe: could not compact {config.output}: {exc}")
     finally:
         await asyncio.to_thread(journal.close)
+    if summary is not None:
+        summary(
+            {
+                "ids": len(parsed.items),
+                "to_run": len(todo),
+                "done": run.ok,
+                "failed": run.failed,
+                "skipped": done_before + skipped_failed,
+                "input_tokens": run.progress.input_tokens,
+                "output_tokens": run.progress.output_tokens,
+            }
+        )
     return finish(config, parsed, run, skipped_failed, err)
 
 

@@ -301,8 +301,12 @@ def test_demo_shows_streaming_a_tool_call_a_handled_429_a_retried_empty_answer_a
     assert len(roots) == 2  # one trace per call (a call's retries are inside it)
     for name in (*STAGES, "empty_check"):
         assert re.search(rf"^[ │├└─]+{name}  ", out, re.MULTILINE), name
-    assert "· retry 1: rate_limited, waiting 0.40 s" in out
-    assert "EmptyResponse" in out  # the empty attempt, as an error span under retry
+    # each attempt a span under retry; a failed one says the cause and wait of what followed
+    assert re.search(r"^      ├─ attempt 1  [\d.]+ ms  error  RateLimited$", out, re.MULTILINE)
+    assert re.search(r"^      │  │  · retry: rate_limited, waiting 0.40 s$", out, re.MULTILINE)
+    assert re.search(r"^      └─ attempt 2  [\d.]+ ms  ok$", out, re.MULTILINE)
+    assert re.search(r"^      ├─ attempt 1  [\d.]+ ms  error  EmptyResponse$", out, re.MULTILINE)
+    assert re.search(r"^      │  │  · retry: empty, waiting 0.30 s$", out, re.MULTILINE)
     # each tree follows the conversation turn it belongs to
     assert out.index("finish> tool_calls") < out.index(roots[0]) < out.index("tool> get_weather")
 
