@@ -27,7 +27,9 @@ Error status only where a failure arose: the stage that raised it (with the
 failed; a stage it only passed through ends ``closed``. With OpenInference
 on, what succeeded is ``OK``. Telemetry never breaks the pipeline: its own
 failures are logged at debug level. The root span and the metrics are
-``telemetry.root``'s.
+``telemetry.root``'s. The module is a little over 300 lines: the call's
+instrument and the span methods it calls on every pull are one hot path,
+kept together so it reads (and profiles) as one thing.
 """
 
 from __future__ import annotations
