@@ -6,9 +6,11 @@ cheap and the core never depends on ``stages``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pipeline.backend import Backend
+from pipeline.fallbacks import FallbackPolicy, Target, coerce_targets
 from pipeline.pipeline import Pipeline
 from pipeline.profiles import resolve
 from stages.cache_tag import cache_tag
@@ -18,6 +20,7 @@ from stages.dispatch.litellm import LiteLLMBackend, count_request_tokens
 from stages.dispatch.openai import OpenAIBackend
 from stages.dispatch.simulated import simulated
 from stages.empty_check import empty_check
+from stages.fallback import fallback
 from stages.normalize import normalize
 from stages.reassemble import reassemble
 from stages.retry import retry
@@ -62,23 +65,33 @@ def uses_litellm(backend: BackendName, model: str, api_base: str | None) -> bool
     return backend == "litellm"
 
 
-def default_pipeline(*, backend: Backend | BackendName | None = None, **options: Any) -> Pipeline:
-    """normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
+def default_pipeline(
+    *,
+    backend: Backend | BackendName | None = None,
+    fallbacks: Sequence[Target | Mapping[str, Any]] = (),
+    fallback_policy: FallbackPolicy | None = None,
+    **options: Any,
+) -> Pipeline:
+    """fallback(normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage
+    -> empty_check)).
 
     ``backend`` is what dispatch sends through (``make_backend``: by name, or
     a ``Backend``; default ``"auto"``), with simulated streaming where a
-    request's profile asks for it. ``options`` are ``Pipeline``'s keyword
-    options; token estimates default to litellm's counter once litellm is
-    loaded (off the event loop, offline), else characters / 4.
+    request's profile asks for it; ``"auto"`` routes each request, so a
+    fallback target on another provider goes through the backend its
+    profile needs. ``fallbacks`` are the targets every call moves on to
+    (validated here, naming ``fallbacks[i].field``), by ``fallback_policy``'s
+    rules; the fallback segment wraps normalize and cache_tag too, since they
+    shape the request for one provider. ``options`` are ``Pipeline``'s
+    keyword options; token estimates default to litellm's counter once
+    litellm is loaded (off the event loop, offline), else characters / 4.
     """
     options.setdefault("count_tokens", count_request_tokens)
     options.setdefault("instrument", TelemetryInstrument())  # spans only once an SDK is set up
     sender = simulated(make_backend(backend))
+    call = retry(tool_compat(dispatch(sender)), reassemble(), usage(), empty_check())
+    targets = coerce_targets("fallbacks", fallbacks)
     return Pipeline(
-        [
-            normalize(),
-            cache_tag(),
-            retry(tool_compat(dispatch(sender)), reassemble(), usage(), empty_check()),
-        ],
+        [fallback(normalize(), cache_tag(), call, targets=targets, policy=fallback_policy)],
         **options,
     )

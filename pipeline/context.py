@@ -13,11 +13,13 @@ import asyncio
 import dataclasses
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pipeline.events import Chunk, Event
+from pipeline.fallbacks import TargetHealth
+from pipeline.limits import UsageMeter
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import Profile
 from pipeline.request import Request
@@ -83,6 +85,10 @@ class Context:
     ``count_tokens`` estimates a request's tokens (for dumps and usage
     backfill) off the event loop. ``attempt`` is set in the copies a retry
     segment hands its inner stages, one per attempt (``None`` outside).
+    ``health`` is set in the copies a fallback segment hands its inner stages,
+    one per target: dispatch asks it before each request and tells it of each
+    failure (cool-downs). ``meter`` counts requests and usage against the
+    pipeline's limits (``None``: no limits).
     """
 
     request: Request
@@ -94,11 +100,25 @@ class Context:
     instrument: Instrument = PLAIN
     count_tokens: TokenCounter = estimate_tokens
     attempt: Attempt | None = None
+    health: TargetHealth | None = None
+    meter: UsageMeter | None = None
 
     def run(
-        self, stages: tuple[Stage, ...], upstream: AsyncIterator[Event]
+        self,
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        *,
+        group: tuple[str, Mapping[str, str | int | float | bool]] | None = None,
     ) -> AsyncIterator[Event]:
-        """Chain ``stages`` onto ``upstream``; segments call this for their inner stages."""
+        """Chain ``stages`` onto ``upstream``; segments call this for their inner stages.
+
+        ``group`` (a name and attributes) makes this run of the inner stages
+        one unit for the instrument (``Instrument.group``) when a segment runs
+        them more than once (retry: ``("attempt 2", {})``; fallback: one
+        target): telemetry gives it a span of its own, under the segment's.
+        """
+        if group is not None:
+            return self.instrument.group(group[0], group[1], stages, upstream, self)
         return run_stages(stages, upstream, self)
 
     def for_attempt(self, attempt: Attempt) -> Context:

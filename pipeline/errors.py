@@ -17,7 +17,9 @@
     │   ├── MalformedResponse          not a stream, not UTF-8/JSON, broken framing
     │   ├── MalformedToolCall          tool_name, tool_call_id, raw_arguments
     │   └── StreamInterrupted          after content: partial_text, partial_tool_calls
-    └── RetriesExhausted               attempts, reason; also an instance of its cause's class
+    ├── RetriesExhausted               attempts, reason; also an instance of its cause's class
+    ├── UsageLimitExceeded             limit, used, maximum: a budget reached; nothing sent
+    └── TargetCoolingDown              model, seconds: skipped for a fallback; nothing sent
 
     RuntimeError
     ├── PipelineMisuse                 a programming error in how the pipeline is used
@@ -29,7 +31,7 @@ Foreign exceptions (litellm, httpx, openai) are translated into these at the
 dispatch boundary (a backend) and nowhere else, so callers only ever catch
 ``PipelineError`` and its branches. ``asyncio.CancelledError`` and
 ``GeneratorExit`` are never caught or translated. The tree stays one module
-(a little over 300 lines), as httpx keeps its ``_exceptions.py``: it is read
+(about 400 lines), as httpx keeps its ``_exceptions.py``: it is read
 as one thing.
 """
 
@@ -66,6 +68,8 @@ __all__ = [
     "StageNotFound",
     "StreamError",
     "StreamInterrupted",
+    "TargetCoolingDown",
+    "UsageLimitExceeded",
     "redact",
 ]
 
@@ -335,6 +339,39 @@ def _combined(cause_class: type[BaseException]) -> type[RetriesExhausted]:
         return type("RetriesExhausted", (RetriesExhausted, cause_class), namespace)
     except TypeError:  # a cause class that cannot be combined (an incompatible layout)
         return RetriesExhausted
+
+
+# --- budgets and cool-downs: refusals before sending -------------------------------
+
+
+class UsageLimitExceeded(PipelineError):
+    """A usage limit (``pipeline.limits.UsageLimits``) was reached; nothing was sent.
+
+    Raised before a request would go out, never in the middle of a stream:
+    ``limit`` names it (``"requests"``, ``"input_tokens"``, ``"output_tokens"``,
+    ``"total_tokens"``, ``"cost_usd"``), ``used`` is what was used so far and
+    ``maximum`` the limit. Not retried and no fallback is tried.
+    """
+
+    def __init__(self, message: str, *, limit: str, used: float, maximum: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.used = used
+        self.maximum = maximum
+
+
+class TargetCoolingDown(PipelineError):
+    """A fallback target is cooling down (it failed repeatedly), so it was skipped.
+
+    The fallback segment raises and handles it itself (the call moves on to
+    its next target), so callers do not see it. ``model`` is the target's
+    model, ``seconds`` how long its cool-down has left.
+    """
+
+    def __init__(self, message: str, *, model: str, seconds: float) -> None:
+        super().__init__(message)
+        self.model = model
+        self.seconds = seconds
 
 
 # --- misuse and internal faults ---------------------------------------------------

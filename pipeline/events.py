@@ -20,6 +20,7 @@ __all__ = [
     "Chunk",
     "Event",
     "EventBase",
+    "FallingBack",
     "Finish",
     "ReasoningDelta",
     "Request",
@@ -107,8 +108,26 @@ class Retrying(EventBase, frozen=True, tag="retrying"):
     reason: str
 
 
+class FallingBack(EventBase, frozen=True, tag="falling_back"):
+    """The call moves on from ``from_model`` to ``to_model`` (nothing was delivered yet).
+
+    ``reason`` is why (``pipeline.fallbacks.FallbackReason``): the failure
+    that made ``from_model`` give up, or ``cooling_down`` when it was skipped
+    because it failed repeatedly in recent calls.
+    """
+
+    from_model: str
+    to_model: str
+    reason: str
+
+
 class Finish(EventBase, frozen=True, tag="finish"):
-    """The last event of a successful stream."""
+    """The last event of a successful stream.
+
+    ``model`` is the model that answered (after a fallback, the target's);
+    ``cost_usd`` what the call cost by LiteLLM's price table
+    (``pipeline.cost``), ``None`` when the model's price is unknown.
+    """
 
     stop_reason: str
     input_tokens: int = 0
@@ -116,18 +135,29 @@ class Finish(EventBase, frozen=True, tag="finish"):
     cached_tokens: int = 0
     model: str = ""
     usage_source: UsageSource = "none"
+    cost_usd: float | None = None
 
 
-Event = Request | Chunk | TextDelta | ReasoningDelta | TextEnd | ToolCall | Retrying | Finish
+Event = (
+    Request
+    | Chunk
+    | TextDelta
+    | ReasoningDelta
+    | TextEnd
+    | ToolCall
+    | Retrying
+    | FallingBack
+    | Finish
+)
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Event)
 
 
 def encode(event: Event) -> bytes:
-    """JSON bytes of an event; a request's API key is left out."""
-    if isinstance(event, Request) and event.api_key is not None:
-        event = msgspec.structs.replace(event, api_key=None)
+    """JSON bytes of an event; a request's API keys (its fallbacks' too) are left out."""
+    if isinstance(event, Request):
+        event = event.without_secrets()
     return _encoder.encode(event)
 
 

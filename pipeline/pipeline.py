@@ -16,6 +16,7 @@ from pipeline.context import Context, SharedState
 from pipeline.errors import PipelineMisuse, StageNotFound
 from pipeline.events import Event
 from pipeline.eventstream import EventStream, collect, run_sync
+from pipeline.limits import UsageLimits, UsageMeter
 from pipeline.policy import RetryPolicy
 from pipeline.profiles import resolve
 from pipeline.request import Request
@@ -27,7 +28,7 @@ from pipeline.tokens import TokenCounter
 __all__ = ["Pipeline"]
 
 _Edit = Callable[[tuple[Stage, ...], int], tuple[Stage, ...]]
-_OPTION_FIELDS = ("sleep", "clock", "instrument", "policy", "count_tokens")
+_OPTION_FIELDS = ("sleep", "clock", "instrument", "policy", "count_tokens", "limits")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class Options:
     instrument: Instrument | None = None
     policy: RetryPolicy | None = None
     count_tokens: TokenCounter | None = None
+    limits: UsageMeter | None = None
 
 
 class Pipeline:
@@ -48,8 +50,13 @@ class Pipeline:
     (tests inject fakes); ``instrument`` observes every run and stage run
     (``telemetry.TelemetryInstrument`` adds spans and metrics);
     ``policy`` sets retries, timeouts and dumps; ``count_tokens`` estimates
-    request tokens when the provider reports none. ``shared`` is the state
-    that outlives one request, kept by the pipelines derived from this one.
+    request tokens when the provider reports none. ``limits``
+    (``pipeline.limits.UsageLimits``) caps the requests, tokens and cost of
+    every call of this pipeline together: a ``UsageLimits`` starts a meter
+    at zero, kept by the pipelines derived from this one (``usage`` reads
+    it); pass a ``UsageMeter`` to share one between pipelines. ``shared`` is
+    the state that outlives one request, kept by the pipelines derived from
+    this one.
 
     ``async with pipeline:`` (or ``await pipeline.aclose()``) releases what
     its stages hold for the running event loop, such as pooled connections.
@@ -66,10 +73,16 @@ class Pipeline:
         instrument: Instrument | None = None,
         policy: RetryPolicy | None = None,
         count_tokens: TokenCounter | None = None,
+        limits: UsageLimits | UsageMeter | None = None,
         shared: SharedState | None = None,
     ) -> None:
         self._stages = tuple(stages)
-        self._options = Options(sleep, clock, instrument, policy, count_tokens)
+        meter = UsageMeter(limits) if isinstance(limits, UsageLimits) else limits
+        if meter is not None and not isinstance(meter, UsageMeter):
+            raise TypeError(
+                f"limits must be UsageLimits or a UsageMeter, got {type(limits).__name__}"
+            )
+        self._options = Options(sleep, clock, instrument, policy, count_tokens, meter)
         self._shared = shared if shared is not None else SharedState()
         seen: set[str] = set()
         for st in _walk(self._stages):
@@ -81,15 +94,18 @@ class Pipeline:
 
     @classmethod
     def default(cls, **options: Any) -> Pipeline:
-        """The default pipeline: normalize -> cache_tag ->
-        retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check).
+        """The default pipeline: fallback(normalize -> cache_tag ->
+        retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check)).
 
-        Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``, ...),
-        and ``backend=``: what dispatch sends through: ``"auto"`` (the default:
-        direct HTTP where the provider profile says the endpoint speaks OpenAI
-        chat-completions, litellm everywhere else), ``"litellm"`` (litellm for
-        everything), ``"openai"`` (direct for everything), or a
-        ``pipeline.backend.Backend``.
+        Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``,
+        ``limits=``, ...), ``backend=``: what dispatch sends through: ``"auto"``
+        (the default: direct HTTP where the provider profile says the endpoint
+        speaks OpenAI chat-completions, litellm everywhere else), ``"litellm"``
+        (litellm for everything), ``"openai"`` (direct for everything), or a
+        ``pipeline.backend.Backend``; and ``fallbacks=``
+        (``pipeline.fallbacks.Target``s, or dicts of their fields) with
+        ``fallback_policy=`` (``FallbackPolicy``): the targets every call
+        moves on to when its model fails before content.
         """
         from pipeline.composition import default_pipeline
 
@@ -98,6 +114,11 @@ class Pipeline:
     @property
     def policy(self) -> RetryPolicy:
         return self._options.policy or RetryPolicy()
+
+    @property
+    def usage(self) -> UsageMeter | None:
+        """The meter of ``limits`` (requests, tokens, cost so far), or ``None`` without limits."""
+        return self._options.limits
 
     # --- inspection ------------------------------------------------------------
 
@@ -135,7 +156,8 @@ class Pipeline:
 
     def with_options(self, **changes: Any) -> Pipeline:
         """The same stages with other options (``sleep``, ``clock``, ``instrument``,
-        ``policy``, ``count_tokens``); the shared state is kept."""
+        ``policy``, ``count_tokens``, ``limits``); the shared state is kept
+        (and the usage meter, unless ``limits`` is given)."""
         return self._derive(self._stages, replace(self._options, **changes))
 
     def _edit(self, name: str, edit: _Edit) -> Pipeline:
@@ -168,6 +190,7 @@ class Pipeline:
             ctx.instrument = opts.instrument
         if opts.count_tokens is not None:
             ctx.count_tokens = opts.count_tokens
+        ctx.meter = opts.limits
         return ctx
 
     def run(self, request: Request | Mapping[str, Any]) -> AsyncIterator[Event]:

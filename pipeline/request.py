@@ -20,6 +20,7 @@ import msgspec
 from pipeline import validate
 from pipeline._struct import EventBase
 from pipeline.errors import InvalidRequest, redact
+from pipeline.fallbacks import Target, coerce_targets
 from pipeline.validate_messages import check_message
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ _RESERVED_EXTRA = frozenset(
         "max_retries",
         "num_retries",
         "base_url",
+        "fallbacks",
     }
 )
 
@@ -100,7 +102,11 @@ class ToolSpec(msgspec.Struct, frozen=True, kw_only=True):
 class Request(EventBase, frozen=True, tag="request"):
     """One chat-completion request; the first event of every pipeline run.
 
-    ``api_key`` never appears in ``repr``, logs, spans or dumps.
+    ``fallbacks``: the targets to move on to when this model fails before
+    any content arrived (``pipeline.fallbacks.Target`` or dicts of its
+    fields); ``None`` uses the pipeline's, ``[]`` none at all.
+    ``api_key`` (its own and its fallbacks') never appears in ``repr``, logs,
+    spans, dumps or encoded events.
     """
 
     model: str
@@ -113,6 +119,7 @@ class Request(EventBase, frozen=True, tag="request"):
     api_key: str | None = None
     api_base: str | None = None
     extra: dict[str, Any] = {}
+    fallbacks: list[Target] | None = None
 
     def __post_init__(self) -> None:
         validate.check_model(self.model)
@@ -120,6 +127,18 @@ class Request(EventBase, frozen=True, tag="request"):
         if self.tools is not None:
             msgspec.structs.force_setattr(self, "tools", _coerce_tools(self.tools))
         _check_scalars(self)
+        if self.fallbacks is not None:
+            targets = coerce_targets("fallbacks", self.fallbacks)
+            msgspec.structs.force_setattr(self, "fallbacks", targets)
+
+    def without_secrets(self) -> Request:
+        """This request with no API key in it (its fallbacks' keys too): what is shown or stored."""
+        if self.api_key is None and not any(t.api_key for t in self.fallbacks or ()):
+            return self
+        fallbacks = self.fallbacks
+        if fallbacks is not None:
+            fallbacks = [msgspec.structs.replace(t, api_key=None) for t in fallbacks]
+        return msgspec.structs.replace(self, api_key=None, fallbacks=fallbacks)
 
     def __repr__(self) -> str:
         key = "None" if self.api_key is None else "'***'"
@@ -128,7 +147,9 @@ class Request(EventBase, frozen=True, tag="request"):
             f"system={'<set>' if self.system else None}, "
             f"tools={[t.name for t in self.tools] if self.tools else None}, "
             f"max_tokens={self.max_tokens}, json_mode={self.json_mode}, "
-            f"api_base={redact(self.api_base) if self.api_base else None!r}, api_key={key})"
+            f"api_base={redact(self.api_base) if self.api_base else None!r}, api_key={key}"
+            + (f", fallbacks={[t.model for t in self.fallbacks]}" if self.fallbacks else "")
+            + ")"
         )
 
     __str__ = __repr__

@@ -34,12 +34,17 @@ __all__ = ["Response", "ResponseBuilder", "Usage", "tool_result"]
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True):
-    """Token counts of one call and where they come from."""
+    """Token counts of one call, where they come from, and what the call cost.
+
+    ``cost_usd`` is priced from LiteLLM's table (``pipeline.cost``); ``None``
+    when the model's price is unknown.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     source: UsageSource = "none"
+    cost_usd: float | None = None
 
 
 class Response(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,6 +144,7 @@ class ResponseBuilder:
                 output_tokens=finish.output_tokens,
                 cached_tokens=finish.cached_tokens,
                 source=finish.usage_source,
+                cost_usd=finish.cost_usd,
             ),
             model=finish.model,
             reasoning=self.reasoning,

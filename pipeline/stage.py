@@ -10,7 +10,7 @@ What a stage may use besides its upstream is the ``Context``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -84,6 +84,16 @@ class Instrument(Protocol):
     - ``stage`` starts one stage run; it is called by ``run_stages``, the one
       place where stages are chained. ``ctx.attempt`` is the attempt of the
       retry segment the run belongs to (``None`` outside one);
+    - ``group`` chains a segment's inner stages for one named run of them,
+      when the segment runs them more than once (``Context.run(...,
+      group=(name, attributes))``: retry's ``"attempt 2"``, one fallback
+      target) and returns its events; an instrument that traces gives the
+      run a span of its own, under the segment's, parent of the inner
+      stages' spans;
+    - ``group_failed`` is called by a segment whose group (run with ``ctx``)
+      failed with ``error`` and which carries on as ``then`` says (retry: its
+      ``Retrying`` event, before it is yielded). A segment that raises
+      instead need say nothing: its own run ends with the error;
     - ``first_chunk`` is called by dispatch from inside its own pull, when the
       first chunk of an answer arrives (once per request it sends), with the
       context of that run.
@@ -99,7 +109,18 @@ class Instrument(Protocol):
         self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
     ) -> AsyncIterator[Event]: ...
 
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
+    ) -> AsyncIterator[Event]: ...
+
     def first_chunk(self, ctx: Context) -> None: ...
+
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None: ...
 
 
 class PlainInstrument:
@@ -117,7 +138,20 @@ class PlainInstrument:
     ) -> AsyncIterator[Event]:
         return st(upstream, ctx)
 
+    def group(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        stages: tuple[Stage, ...],
+        upstream: AsyncIterator[Event],
+        ctx: Context,
+    ) -> AsyncIterator[Event]:
+        return run_stages(stages, upstream, ctx)
+
     def first_chunk(self, ctx: Context) -> None:
+        return None
+
+    def group_failed(self, ctx: Context, error: BaseException, then: Event) -> None:
         return None
 
 

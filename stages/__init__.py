@@ -2,8 +2,12 @@
 
 The default pipeline (``pipeline.composition`` builds it)::
 
-    normalize -> cache_tag -> retry( tool_compat( dispatch ) -> reassemble -> usage -> empty_check )
+    fallback( normalize -> cache_tag -> retry( tool_compat( dispatch ) -> reassemble -> usage
+              -> empty_check ) )
 
+- ``fallback(*stages, targets=..., policy=...)``: the segment that runs its
+  stages once per target (the request's model, then its fallbacks) while
+  nothing reached the consumer, with cool-downs shared by the pipeline;
 - ``normalize()``: the provider profile's shaping, system prompts first,
   JSON mode as an instruction, ghost assistant turns dropped, tool schemas;
 - ``cache_tag()``: ``cache_control`` on the system prompt where accepted;
@@ -16,7 +20,7 @@ The default pipeline (``pipeline.composition`` builds it)::
   ``simulated(backend)`` where a provider's streaming is broken), with
   per-pull timeouts, attempt recording and closing, written once;
 - ``reassemble()``: chunks into text deltas, whole tool calls and a finish;
-- ``usage()``: the finish's token counts, and where they come from;
+- ``usage()``: the finish's token counts and cost, and where they come from;
 - ``empty_check()``: an answer with nothing in it is an error.
 
 Each module's docstring says what its stage consumes, emits, passes through
@@ -31,6 +35,7 @@ from stages.dispatch.litellm import LiteLLMBackend
 from stages.dispatch.replay import replay_dispatch
 from stages.dispatch.simulated import simulated
 from stages.empty_check import empty_check
+from stages.fallback import fallback
 from stages.normalize import normalize
 from stages.reassemble import reassemble
 from stages.retry import retry
@@ -42,6 +47,7 @@ __all__ = [
     "cache_tag",
     "dispatch",
     "empty_check",
+    "fallback",
     "normalize",
     "reassemble",
     "replay_dispatch",

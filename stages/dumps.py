@@ -77,7 +77,7 @@ class DumpFile(msgspec.Struct, frozen=True, kw_only=True):
             attempt=attempt,
             estimated_tokens=tokens[0],
             token_method=tokens[1],
-            request=msgspec.structs.replace(request, api_key=None),
+            request=request.without_secrets(),
             chunks=tuple(chunks),
         )
 
@@ -92,10 +92,9 @@ _decoder = msgspec.json.Decoder(DumpFile)
 
 def encode_dump(dump: DumpFile) -> bytes:
     """The file's bytes: indented JSON, the API key never in it."""
-    if dump.request.api_key is not None:
-        dump = msgspec.structs.replace(
-            dump, request=msgspec.structs.replace(dump.request, api_key=None)
-        )
+    clean = dump.request.without_secrets()
+    if clean is not dump.request:
+        dump = msgspec.structs.replace(dump, request=clean)
     return msgspec.json.format(_encoder.encode(dump), indent=2)
 
 

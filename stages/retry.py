@@ -131,7 +131,9 @@ class Retry:
             try:
                 async with (
                     gate.slot(ctx.clock, ctx.sleep),
-                    closing(inner_ctx.run(self.stages, once(req))) as inner,
+                    closing(
+                        inner_ctx.run(self.stages, once(req), group=(f"attempt {attempt}", {}))
+                    ) as inner,
                 ):
                     while True:
                         try:
@@ -184,7 +186,9 @@ class Retry:
                     used[cause],
                     policy.budget(cause),
                 )
-            yield Retrying(attempt=attempt, delay_s=delay, reason=cause)
+                retrying = Retrying(attempt=attempt, delay_s=delay, reason=cause)
+                ctx.instrument.group_failed(inner_ctx, exc, retrying)
+            yield retrying
             await ctx.sleep(delay)
 
 

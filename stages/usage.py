@@ -1,11 +1,15 @@
-"""usage: make ``Finish`` carry the call's token usage, and say where it came from.
+"""usage: make ``Finish`` carry the call's token usage and cost, and say where they came from.
 
 consumes: ``Chunk`` events that carry usage (whether they came before or
     after the finish chunk), ``Finish``
 emits: ``Finish`` with ``input_tokens``, ``output_tokens``, ``cached_tokens``
     and ``usage_source``: ``provider`` when the provider reported usage,
     ``estimated`` when it did not (then the request is counted with
-    ``ctx.count_tokens`` and the answer as characters / 4)
+    ``ctx.count_tokens`` and the answer as characters / 4); and
+    ``cost_usd``, priced by LiteLLM's table (``pipeline.cost``) for the model
+    the request was sent to, else the one the provider said answered
+    (``None`` when neither has a known price). The usage is counted in the
+    pipeline's usage meter (``ctx.meter``), when it has limits.
 passes through: every other event
 buffers: nothing (it remembers the latest usage it saw)
 """
@@ -18,6 +22,7 @@ from typing import Any
 import msgspec
 
 from pipeline.context import Context
+from pipeline.cost import cost_usd, prices_async
 from pipeline.events import Chunk, Event, Finish, TextDelta, ToolCall
 from pipeline.runner import closing
 from pipeline.stage import Stage, stage
@@ -53,13 +58,18 @@ def usage() -> Stage:
                         source = "estimated"
                         inp, _method = await ctx.count_tokens(ctx.request)
                         cached, out = 0, (output_chars + 3) // 4
+                    models = (ctx.request.model, ev.model)
+                    cost = cost_usd(models, inp, out, cached, table=await prices_async())
                     ev = msgspec.structs.replace(
                         ev,
                         input_tokens=inp,
                         output_tokens=out,
                         cached_tokens=cached,
                         usage_source=source,
+                        cost_usd=cost,
                     )
+                    if ctx.meter is not None:
+                        ctx.meter.record(inp, out, cost, ctx.request.model)
                 yield ev
 
     return stage("usage", run)

@@ -32,8 +32,9 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace
 
 from pipeline.secrets import guard_logger
+from telemetry.conventions import openinference_on
 from telemetry.flush import EXPORTER_LOGGERS, ExportReport, background, endpoint
-from telemetry.instrument import TelemetryInstrument, meters_off, tracing_off
+from telemetry.instrument import CONVENTIONS_ATTR, TelemetryInstrument, meters_off, tracing_off
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
@@ -83,11 +84,14 @@ class TelemetryHandle:
             f" metrics={self.meter_provider is not None})"
         )
 
-    def instrument(self, *, capture_content: bool | None = None) -> TelemetryInstrument:
+    def instrument(
+        self, *, capture_content: bool | None = None, conventions: str | None = None
+    ) -> TelemetryInstrument:
         return TelemetryInstrument(
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
             capture_content=capture_content,
+            conventions=conventions,
         )
 
     def force_flush(self) -> None:
@@ -154,6 +158,7 @@ def setup(
     out: TextIO | None = None,
     service_name: str = "llmpipe",
     set_global: bool = True,
+    conventions: str | None = None,
 ) -> TelemetryHandle:
     """Configure the OpenTelemetry SDK for llmpipe's spans (and metrics, if asked).
 
@@ -164,8 +169,13 @@ def setup(
     become OpenTelemetry's global ones, unless the application already set
     its own: then nothing is touched and the handle's ``shutdown`` does
     nothing. With ``set_global=False`` nothing global changes: use
-    ``handle.instrument()`` (tests do).
+    ``handle.instrument()`` (tests do). ``conventions``: ``"genai"`` or
+    ``"genai,openinference"`` (``telemetry.conventions``; ``None``: the
+    ``LLMPIPE_TRACE_CONVENTIONS`` variable, else both), for every call traced
+    through the tracer provider set up here.
     """
+    if conventions is not None:
+        openinference_on(conventions)  # a wrong value fails here
     kinds = _kinds(exporter if exporter is not None else os.environ.get("OTEL_TRACES_EXPORTER"))
     metric_kinds = _kinds(os.environ.get("OTEL_METRICS_EXPORTER"), variable="OTEL_METRICS_EXPORTER")
     if _true(os.environ.get("OTEL_SDK_DISABLED")):
@@ -183,6 +193,8 @@ def setup(
     resource = _resource(service_name)
     exporters: list[Any] = []
     tracer_provider = _tracer_provider(kinds, resource, out, exporters) if kinds else None
+    if tracer_provider is not None and conventions is not None:
+        setattr(tracer_provider, CONVENTIONS_ATTR, conventions)  # read by TelemetryInstrument
     meter_provider = (
         _meter_provider(metric_kinds, resource, out, exporters) if metric_kinds else None
     )

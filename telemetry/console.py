@@ -3,11 +3,19 @@
 For ``llmpipe demo --trace console``: when a trace's local root span ends
 (the call's ``chat {model}`` span, or the application span around it), the
 whole tree is printed, children indented under their parent in pipeline
-order, each with its duration, outcome and key attributes::
+order (their start times), each with its duration, outcome and key
+attributes::
 
     chat fake-model  [openai]  12.4 ms  ok  finish=stop  tokens 10 in / 5 out  ttfc 3.1 ms
-    ├─ normalize  0.3 ms  ok  events 1 -> 1
-    ...
+    ├─ normalize  0.1 ms  ok  events 1 -> 1  self 0.1 ms
+    ├─ cache_tag  0.1 ms  ok  events 1 -> 1  self 0.1 ms
+    └─ retry  12.2 ms  ok  events 1 -> 5  self 0.2 ms
+       └─ attempt 1  12.1 ms  ok
+          ├─ tool_compat  ...
+
+A note under an attempt that failed says what came next (``· retry:
+rate_limited, waiting 0.40 s``); an error's message is shown where it arose,
+its type on the attempt and the root.
 """
 
 from __future__ import annotations
@@ -89,13 +97,9 @@ def render(spans: Sequence[ReadableSpan], *, ascii_only: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _order(span: ReadableSpan) -> tuple[int, int, int]:
-    attrs = span.attributes or {}
-    return (
-        _int(attrs.get("llmpipe.attempt")),
-        _int(attrs.get("llmpipe.stage.index")),
-        span.start_time or 0,
-    )
+def _order(span: ReadableSpan) -> tuple[int, int]:
+    """Start time: pipeline order (``telemetry.spans`` starts spans in it)."""
+    return (span.start_time or 0, _int((span.attributes or {}).get("llmpipe.stage.index")))
 
 
 def _int(value: Any) -> int:
@@ -122,8 +126,6 @@ def _line(span: ReadableSpan) -> str:
     if outcome is None:
         outcome = "error" if span.status.status_code is StatusCode.ERROR else "ok"
     parts.append(str(outcome))
-    if "llmpipe.attempt" in attrs:
-        parts.append(f"attempt {attrs['llmpipe.attempt']}")
     if "llmpipe.stage.events_in" in attrs:
         parts.append(
             f"events {attrs['llmpipe.stage.events_in']} -> {attrs.get('llmpipe.stage.events_out')}"
@@ -156,13 +158,16 @@ def _line(span: ReadableSpan) -> str:
 
 
 def _notes(span: ReadableSpan) -> list[str]:
-    notes = []
-    for event in span.events:
-        attrs = event.attributes or {}
-        if event.name == "retry":
-            notes.append(
-                f"· retry {attrs.get('llmpipe.retry.attempt')}:"
-                f" {attrs.get('llmpipe.retry.reason')}, waiting"
-                f" {float(attrs.get('llmpipe.retry.delay_s', 0.0)):.2f} s"  # type: ignore[arg-type]
-            )
-    return notes
+    """What a segment did after this part failed (``llmpipe.then``): a retry's cause and wait."""
+    attrs = span.attributes or {}
+    then = attrs.get("llmpipe.then")
+    if then is None:
+        return []
+    if then == "retrying":
+        return [
+            f"· retry: {attrs.get('llmpipe.then.reason')}, waiting"
+            f" {float(attrs.get('llmpipe.then.delay_s', 0.0)):.2f} s"  # type: ignore[arg-type]
+        ]
+    prefix = "llmpipe.then."
+    values = [f"{k[len(prefix) :]}={v!s}" for k, v in attrs.items() if k.startswith(prefix)]
+    return [f"· then {then!s}: " + "  ".join(values)]

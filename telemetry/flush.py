@@ -15,7 +15,10 @@ work was done. Here:
 - ``ExportReport``, a filter on the exporters' loggers, turns their
   failure messages into one line naming the endpoint and the reason
   (again at most once a minute), and drops the retry chatter (all of it is
-  kept when ``llmpipe.telemetry`` logs at DEBUG, e.g. ``--debug``).
+  kept when ``llmpipe.telemetry`` logs at DEBUG, e.g. ``--debug``);
+- a collector without a metrics endpoint (Phoenix and Jaeger answer
+  ``/v1/metrics`` with 404, or gRPC ``UNIMPLEMENTED``) is said once, with
+  what to do, and never again: it will not grow one while the program runs.
 """
 
 from __future__ import annotations
@@ -72,12 +75,27 @@ class ExportReport(logging.Filter):
         self.clock = clock
         self.last: float | None = None
         self.failed = threading.Event()  # an export failed (since the last clear())
+        self.no_metrics = False  # the collector has no metrics endpoint: said once
 
     def filter(self, record: logging.LogRecord) -> bool:
         text = str(record.msg)
         failure = text.startswith(_FAILURE)
         if not failure and not text.startswith(_CHATTER):
             return True  # not about a failed export: as it is
+        message = record.getMessage()
+        if failure and _no_metrics_endpoint(message):
+            # the collector is there (for spans): this must not cut the last flush short
+            if self.no_metrics or log.isEnabledFor(logging.DEBUG):
+                return log.isEnabledFor(logging.DEBUG)
+            self.no_metrics = True
+            record.msg = (
+                "telemetry: the collector at %s has no metrics endpoint (%s), as Phoenix and"
+                " Jaeger have none; metrics are not exported (OTEL_METRICS_EXPORTER=none stops"
+                " trying; spans are not affected)"
+            )
+            record.args = (self.endpoints.get("metrics", "the collector"), _reason(message))
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
         if failure:
             self.failed.set()
         if log.isEnabledFor(logging.DEBUG):
@@ -86,12 +104,18 @@ class ExportReport(logging.Filter):
         if not failure or (self.last is not None and now - self.last < _REPORT_EVERY_S):
             return False
         self.last = now
-        message = record.getMessage()
         what = "metrics" if "metric" in message.lower() else "spans"
         record.msg = "telemetry: cannot export %s to %s (%s); they are dropped"
         record.args = (what, self.endpoints.get(what, "the collector"), _reason(message))
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+def _no_metrics_endpoint(message: str) -> bool:
+    lowered = message.lower()
+    return "metric" in lowered and (
+        re.search(r"code: 404\b", message) is not None or "unimplemented" in lowered
+    )
 
 
 def _reason(message: str) -> str:
@@ -104,5 +128,7 @@ def _reason(message: str) -> str:
         return "timed out"
     if "unavailable" in lowered:
         return "unavailable"
+    if "unimplemented" in lowered:
+        return "gRPC UNIMPLEMENTED"
     code = re.search(r"code: (\d{3})", message)
     return f"HTTP {code[1]}" if code else "the collector did not take them"

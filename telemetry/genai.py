@@ -131,6 +131,8 @@ def response_attributes(finish: Finish) -> dict[str, Any]:
         attrs[ga.GEN_AI_USAGE_INPUT_TOKENS] = finish.input_tokens
         attrs[ga.GEN_AI_USAGE_OUTPUT_TOKENS] = finish.output_tokens
         attrs[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = finish.cached_tokens
+    if finish.cost_usd is not None:
+        attrs["llmpipe.usage.cost_usd"] = finish.cost_usd
     return attrs
 
 

@@ -19,18 +19,22 @@ from pipeline.context import Context
 from pipeline.events import Event
 from pipeline.runner import run_stages
 from pipeline.secrets import guard_logger
-from pipeline.stage import PLAIN, Stage
+from pipeline.stage import PLAIN, PlainInstrument, Stage
 from telemetry import genai
+from telemetry.conventions import openinference_on
+from telemetry.doubles import warn_if_doubled
 from telemetry.metrics import CallMetrics
 from telemetry.spans import CallTelemetry
 
-__all__ = ["SCOPE", "TelemetryInstrument", "meters_off", "tracing_off"]
+__all__ = ["CONVENTIONS_ATTR", "SCOPE", "TelemetryInstrument", "meters_off", "tracing_off"]
 
 log = guard_logger("llmpipe.telemetry")
 
 #: the instrumentation scope of every span and metric
 SCOPE = "llmpipe"
 _VERSION = "0.1.0"
+#: where ``telemetry.setup(conventions=...)`` leaves its choice: on the tracer provider it made
+CONVENTIONS_ATTR = "llmpipe_conventions"
 
 try:  # the API's stand-in before an SDK is set; private, so looked up defensively
     from opentelemetry.metrics._internal import _ProxyMeterProvider
@@ -51,7 +55,7 @@ def meters_off(provider: object) -> bool:
     return isinstance(provider, _NO_METERS)
 
 
-class TelemetryInstrument:
+class TelemetryInstrument(PlainInstrument):
     """Spans (and GenAI metrics) for every call of a pipeline, through the OpenTelemetry API.
 
     ``tracer_provider`` / ``meter_provider``: where spans and metrics go
@@ -59,9 +63,19 @@ class TelemetryInstrument:
     after the pipeline was built is used). ``capture_content``: record
     message and answer content (default: the
     ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` variable).
+    ``conventions``: ``"genai"`` or ``"genai,openinference"`` (default: what
+    ``telemetry.setup(conventions=...)`` gave the tracer provider, else the
+    ``LLMPIPE_TRACE_CONVENTIONS`` variable, else both; ``telemetry.conventions``).
     """
 
-    __slots__ = ("_capture", "_meter_provider", "_meters", "_tracer_provider", "_tracers")
+    __slots__ = (
+        "_capture",
+        "_conventions",
+        "_meter_provider",
+        "_meters",
+        "_tracer_provider",
+        "_tracers",
+    )
 
     def __init__(
         self,
@@ -69,10 +83,14 @@ class TelemetryInstrument:
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: otel_metrics.MeterProvider | None = None,
         capture_content: bool | None = None,
+        conventions: str | None = None,
     ) -> None:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._capture = capture_content
+        if conventions is not None:
+            openinference_on(conventions)  # a wrong value fails here, not on the first call
+        self._conventions = conventions
         self._tracers: tuple[trace.TracerProvider, Tracer] | None = None
         self._meters: tuple[otel_metrics.MeterProvider, CallMetrics] | None = None
 
@@ -91,19 +109,24 @@ class TelemetryInstrument:
         if tracer is None and meters is None:
             ctx.instrument = PLAIN
             return run_stages(stages, upstream, ctx)
-        call = CallTelemetry(ctx, tracer, meters, genai.capture_enabled(self._capture))
+        capture, oi = genai.capture_enabled(self._capture), False
+        if tracer is not None:
+            warn_if_doubled()
+            try:
+                oi = openinference_on(self._conventions or self._provider_conventions())
+            except ValueError as exc:  # a wrong LLMPIPE_TRACE_CONVENTIONS: said, never fatal
+                log.warning("telemetry: %s; using genai alone", exc)
+        call = CallTelemetry(ctx, tracer, meters, capture, oi)
         ctx.instrument = call
         return call.run(stages, upstream, ctx)
 
-    def stage(
-        self, st: Stage, upstream: AsyncIterator[Event], ctx: Context
-    ) -> AsyncIterator[Event]:
-        """Outside a call started by ``run`` there is no root span: the stage runs as it is."""
-        return st(upstream, ctx)
+    def _provider_conventions(self) -> str | None:
+        provider = self._tracer_provider or trace.get_tracer_provider()
+        value = getattr(provider, CONVENTIONS_ATTR, None)
+        return value if isinstance(value, str) else None
 
-    def first_chunk(self, ctx: Context) -> None:
-        """Outside a call started by ``run`` there is nothing to time."""
-        return None
+    # Outside a call started by ``run`` there is no root span: ``stage``, ``group``,
+    # ``first_chunk`` and ``group_failed`` are PlainInstrument's (the stages as they are).
 
     def tracer(self) -> Tracer | None:
         """The tracer calls would use now, or ``None`` when no span could record."""

@@ -1,8 +1,11 @@
 """The names DESIGN.md fixes, importable where it says, and the facades."""
 
 import asyncio
+import importlib
 import subprocess
 import sys
+
+import pytest
 
 import pipeline
 from pipeline import Pipeline, Request, Response, ToolSpec, testing
@@ -82,3 +85,54 @@ def test_importing_pipeline_does_not_import_litellm() -> None:
     code = "import sys, pipeline, pipeline.testing; p = pipeline.Pipeline.default(); print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+#: every public module's ``__all__``, as documented: a change here is an API change
+#: (add it to the CHANGELOG); names leave only through a deprecation
+PUBLIC = {
+    "pipeline": "Chunk Context Event EventStream Finish Message Pipeline ReasoningDelta Request"
+    " Response Retrying Segment Stage TextDelta TextEnd ToolCall ToolFragment ToolSpec Usage"
+    " acomplete collect complete default errors events stage stream tool_result",
+    "pipeline.events": "Chunk Event EventBase FallingBack Finish ReasoningDelta Request Retrying"
+    " TextDelta"
+    " TextEnd ToolCall ToolFragment UsageSource decode encode",
+    "pipeline.errors": "AuthenticationFailed BadRequest ClientClosed ContentFiltered"
+    " ContextWindowExceeded EmptyResponse InternalError InvalidRequest MalformedResponse"
+    " MalformedToolCall ModelNotFound PipelineError PipelineMisuse ProviderError ProviderTimeout"
+    " ProviderUnavailable ProviderUnreachable RateLimited RetriesExhausted StageNotFound"
+    " StreamError StreamInterrupted TargetCoolingDown UsageLimitExceeded redact",
+    "pipeline.fallbacks": "DEFAULT_ON FALLBACK_REASONS FallbackPolicy FallbackReason Target"
+    " TargetHealth coerce_targets fallback_reason",
+    "pipeline.cost": "ModelPrice PriceTable cost_usd prices prices_async table_path",
+    "pipeline.limits": "UsageLimits UsageMeter UsageTotals shown_limit",
+    "pipeline.testing": "ConnectionRecord Done Drop FakeClock FakeProvider FinishStep"
+    " FunctionBackend Raw Reasoning RecordedRequest Reply Script ScriptedBackend"
+    " ScriptedDispatch Stall Text ToolDelta UsageStep Wire scripted text_chunks tool_chunks",
+    "pipeline.policy": "FIRST_CHUNK_TIMEOUT_S IDLE_TIMEOUT_S RETRY_CAUSES RetryCause RetryPolicy"
+    " jittered retry_delay server_delay",
+    "pipeline.backend": "Backend Preparing",
+    "pipeline.compat": "FRAMEWORK_CLASSES FinishEvent LLMResponse LiteLLMProvider"
+    " ReasoningDeltaEvent ReasoningStartEvent StreamErrorEvent StreamEvent TextDeltaEvent"
+    " TextEndEvent Tool ToolCallEvent ToolResultEvent compute_retry_delay"
+    " parse_tool_call_arguments tool_to_openai_format",
+    "stages": "LiteLLMBackend cache_tag dispatch empty_check fallback normalize reassemble"
+    " replay_dispatch retry simulated tool_compat usage",
+    "telemetry": "TelemetryHandle TelemetryInstrument setup",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_each_public_modules_all_is_the_documented_list(name: str) -> None:
+    module = importlib.import_module(name)
+    assert sorted(module.__all__) == sorted(PUBLIC[name].split())
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert missing == []
+
+
+def test_the_renamed_testing_steps_still_work_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="FinishStep"):
+        assert testing.Finish is testing.FinishStep  # type: ignore[attr-defined]
+    with pytest.warns(DeprecationWarning, match="UsageStep"):
+        assert testing.Usage is testing.UsageStep  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        testing.NoSuchStep  # type: ignore[attr-defined]  # noqa: B018

@@ -24,6 +24,7 @@ EXIT_CODES: dict[str, int] = {
     "interrupted": 6,
     "rejected": 7,
     "unreachable": 8,
+    "limit": 9,
     "cancelled": 130,
     "internal": 70,
     "terminated": 143,
@@ -41,6 +42,8 @@ EXIT_HELP = f"""exit codes:
        model, a prompt over the context window)
   8    cannot connect to the provider (refused, host not found; nothing was sent);
        batch: stopped after {STOP_AFTER} connection failures in a row
+  9    a usage limit was reached (--max-cost, --max-total-tokens, --max-requests);
+       batch: re-run with a higher limit to resume
   70   an unexpected internal error (a bug: please report it with the --debug output)
   130  interrupted (Ctrl-C); 143 terminated (SIGTERM). A batch resumes when re-run.
 """
@@ -55,6 +58,8 @@ def failure_kind(exc: BaseException) -> str:
     """
     if isinstance(exc, errors.InvalidRequest):
         return "bad_input"
+    if isinstance(exc, errors.UsageLimitExceeded):
+        return "limit"
     if isinstance(exc, errors.BadRequest):
         return "rejected"
     if isinstance(exc, errors.AuthenticationFailed):

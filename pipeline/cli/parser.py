@@ -1,7 +1,9 @@
 """The ``llmpipe`` command line: its options, help texts and checks of what was typed.
 
 Everything argparse can refuse is refused here, before anything is sent
-(exit 2): out-of-range numbers, a key typed on the command line.
+(exit 2): out-of-range numbers, a key typed on the command line. It is
+a little over 300 lines because most of it is help text, read with the
+options it explains.
 """
 
 from __future__ import annotations
@@ -52,10 +54,15 @@ BATCH_EXAMPLES = """input (one JSON object per line; an id, and a prompt or mess
 output (one JSON line per id, written as soon as it finishes, in finishing order):
   {"id": "q1", "text": "...", "reasoning": "", "tool_calls": [], "stop_reason": "stop",
    "usage": {"input_tokens": 12, "output_tokens": 80, "cached_tokens": 0,
-   "source": "provider"}, "model": "...", "attempts": 1, "error": null, "line": 1,
-   "elapsed_s": 1.234}
+   "source": "provider", "cost_usd": 0.000123}, "model": "...", "attempts": 1,
+   "error": null, "line": 1, "elapsed_s": 1.234}
   a failed id has "error": {"kind": "rate_limited", "type": "RetriesExhausted",
   "message": "..."}
+
+limits: --max-cost 5 --max-total-tokens 2M stop starting ids once the batch (this run
+and the earlier ones on OUT) used that much; the ids in flight finish (a retry they
+would need is not sent and the id is left for later). Nothing partial is written:
+re-run with a higher limit to resume. Exit status 9.
 
 resume: run the same command again. Ids with a result are skipped; ids that
 failed are skipped too unless --retry-failed (their new line replaces the
@@ -181,6 +188,25 @@ def build_parser() -> argparse.ArgumentParser:
         " a local one on 127.0.0.1 for this run",
     )
     batch.add_argument(
+        "--max-cost",
+        type=_dollars,
+        metavar="USD",
+        help="stop starting ids once the batch (this run and earlier ones on OUT) cost this"
+        " much, by LiteLLM's price table; see README 'Usage limits'",
+    )
+    batch.add_argument(
+        "--max-total-tokens",
+        type=_amount,
+        metavar="N",
+        help="the same for input + output tokens (2M, 500k or 2000000)",
+    )
+    batch.add_argument(
+        "--max-requests",
+        type=_amount,
+        metavar="N",
+        help="the same for requests sent (retries count)",
+    )
+    batch.add_argument(
         "--retry-failed",
         action="store_true",
         help="also run the ids whose earlier result is an error",
@@ -296,6 +322,30 @@ def _whole(*, minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = "whole number"  # argparse names the type in some messages
     return parse
+
+
+def _amount(text: str) -> int:
+    """A whole number, with an optional k or M: ``2M``, ``500k``, ``2000000``."""
+    raw = text.strip().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(raw[-1:].lower(), 1)
+    digits = raw[:-1] if scale > 1 else raw
+    try:
+        value = float(digits) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (2M, 500k, 2000000)") from None
+    if not value >= 0 or value == float("inf") or value != int(value):
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
+    return int(value)
+
+
+def _dollars(text: str) -> float:
+    try:
+        value = float(text.strip().lstrip("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount of US dollars: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be $0 or more, got {text}")
+    return value
 
 
 def _seconds(text: str) -> float:

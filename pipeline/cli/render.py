@@ -7,6 +7,7 @@ from typing import TextIO
 
 from pipeline.events import (
     Event,
+    FallingBack,
     Finish,
     ReasoningDelta,
     Retrying,
@@ -49,6 +50,12 @@ class RunView:
             self.end_line()
             mark = " (arguments repaired: may be truncated)" if ev.repaired else ""
             self.err.write(f"[tool call] {ev.name}({to_json(ev.arguments)}) id={ev.id}{mark}\n")
+        elif isinstance(ev, FallingBack):
+            self._close_thinking()
+            self.err.write(
+                f"[falling back] {ev.from_model} -> {ev.to_model}"
+                f" ({_REASONS.get(ev.reason, ev.reason)})\n"
+            )
         elif isinstance(ev, Retrying):
             self._close_thinking()
             self.err.write(
@@ -74,7 +81,7 @@ class RunView:
         self.err.write(
             f"[{f.stop_reason}] {f.input_tokens} in / {f.output_tokens} out tokens"
             f" ({f.cached_tokens} cached, usage {f.usage_source})"
-            f"{retries} · model {f.model} · {elapsed_s:.1f}s\n"
+            f"{retries} · model {f.model}{_cost(f.cost_usd)} · {elapsed_s:.1f}s\n"
         )
         self.err.flush()
 
@@ -94,6 +101,12 @@ _REASONS = {
 }
 
 
+def _cost(usd: float | None) -> str:
+    """`` · $0.0000045`` (the price table's, to the 1/100 millionth of a dollar), or
+    nothing for a model of unknown price."""
+    return f" · ${usd:.8f}".rstrip("0").rstrip(".") if usd is not None else ""
+
+
 def describe(ev: Event) -> str:
     """One event as one readable line."""
     if isinstance(ev, TextDelta | ReasoningDelta):
@@ -109,7 +122,10 @@ def describe(ev: Event) -> str:
         return (
             f"{'finish':<15} {ev.stop_reason}; {ev.input_tokens} in / {ev.output_tokens} out"
             f" tokens ({ev.cached_tokens} cached, usage {ev.usage_source}); model {ev.model}"
+            + _cost(ev.cost_usd).replace(" · ", "; ")
         )
+    if isinstance(ev, FallingBack):
+        return f"{'falling_back':<15} {ev.from_model} -> {ev.to_model} ({ev.reason})"
     return encode(ev).decode()
 
 

@@ -63,3 +63,18 @@ __all__ = [
     "text_chunks",
     "tool_chunks",
 ]
+
+#: names of reply steps before 0.3 (they shadowed ``pipeline.events.Finish``/``Usage``)
+_RENAMED = {"Finish": "FinishStep", "Usage": "UsageStep"}
+
+
+def __getattr__(name: str) -> object:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module 'pipeline.testing' has no attribute {name!r}")
+    import warnings
+
+    warnings.warn(
+        f"pipeline.testing.{name} is now pipeline.testing.{new}", DeprecationWarning, stacklevel=2
+    )
+    return globals()[new]

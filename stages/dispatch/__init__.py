@@ -15,6 +15,11 @@ here, once:
   ``idle_timeout_s``; a stall raises ``ProviderTimeout`` (transient). The
   timeouts measure the wait for bytes, not time our own process was busy
   (``pipeline.timeouts.StallGuard``, one timer per stream);
+- before each request is sent, the call's target (``ctx.health``, set by
+  the fallback segment) and the pipeline's usage limits (``ctx.meter``) may
+  refuse it (``TargetCoolingDown``, ``UsageLimitExceeded``): then nothing
+  is sent. Every ``pipeline.errors`` failure of the request is told to
+  ``ctx.health`` (it may start the target's cool-down);
 - the chunks of a retry attempt are recorded in ``ctx.attempt.recording``
   when dumps are on, and ``ctx.instrument.first_chunk(ctx)`` is called from
   inside the pull that brought an answer's first chunk;
@@ -38,7 +43,7 @@ from typing import Generic, TypeVar
 
 from pipeline.backend import Backend
 from pipeline.context import Context
-from pipeline.errors import ProviderTimeout
+from pipeline.errors import PipelineError, ProviderTimeout
 from pipeline.events import Event, Request
 from pipeline.runner import closing
 from pipeline.timeouts import Stalled, StallGuard
@@ -76,6 +81,11 @@ class Dispatch(Generic[B]):
                     continue
                 if self._prepare is not None:  # before the clock starts
                     await self._prepare(ev, ctx)
+                health = ctx.health
+                if health is not None:
+                    health.admit()
+                if ctx.meter is not None:
+                    ctx.meter.admit(ev.model)
                 policy = ctx.policy
                 seconds, which = policy.first_chunk_timeout_s, "first"
                 recording = ctx.attempt.recording if ctx.attempt is not None else None
@@ -93,6 +103,10 @@ class Dispatch(Generic[B]):
                                 f"no {which} chunk from the provider within {seconds}s"
                                 " (the stream stalled)"
                             )
+                        except PipelineError as exc:
+                            if health is not None:
+                                health.failed(exc)
+                            raise
                         else:
                             if which == "first":
                                 seconds, which = policy.idle_timeout_s, "next"
@@ -101,6 +115,8 @@ class Dispatch(Generic[B]):
                                 recording.append(chunk)
                             yield chunk
                             continue
+                        if health is not None:
+                            health.failed(stalled)
                         raise stalled  # outside the except: nothing foreign chained
                 finally:
                     guard.close()

@@ -10,6 +10,7 @@ never imports litellm.
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
 import textwrap
@@ -132,6 +133,23 @@ def test_a_loop_that_ends_without_aclose_closes_its_connections(fake: FakeProvid
         thread.join(30)
     assert texts == ["ok", "ok"]
     assert [c.closed_by for c in fake.connections] == ["client", "client"]
+
+
+async def test_a_pipeline_dropped_in_a_reference_cycle_closes_its_connection(
+    fake: FakeProvider,
+) -> None:
+    """A pipeline nobody closed, collected as part of a cycle while its loop runs: its
+    session is closed on the loop (no "Unclosed client session" warning, which the suite
+    makes an error), and the server sees the client go."""
+    fake.respond_with(lambda r: Reply.text("ok"))
+    holder: dict[str, Any] = {}
+    holder["pipe"] = Pipeline.default(backend="openai")
+    holder["self"] = holder  # a cycle: only the collector frees it
+    assert (await holder["pipe"].acomplete(ask(fake))).text == "ok"
+    del holder
+    gc.collect()
+    closed = await fake.wait_closed(timeout=1.0)
+    assert closed.closed_by == "client"
 
 
 async def test_simulated_streaming_makes_one_call_without_stream(fake: FakeProvider) -> None:

@@ -21,7 +21,6 @@ import json
 import random
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +32,8 @@ from pipeline.testing import Drop, FakeProvider, Raw, RecordedRequest, Reply, St
 from pipeline.testing.fakeprovider import Step
 from stages.dispatch.litellm import close_loop_clients
 from tests.e2e.conftest import warm_up
+from tests.e2e.realstreams import ROOT, body_events, recordings
 
-ROOT = Path(__file__).parent.parent / "fixtures" / "realstreams"
 FUZZ_CASES = 300
 SEED = 20251201
 FIRST_S, IDLE_S = 1.0, 1.0
@@ -66,27 +65,6 @@ TOOLS = [
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Pydantic serializer warnings:UserWarning", "ignore::RuntimeWarning"
 )
-
-
-def recordings() -> list[dict[str, Any]]:
-    index: list[dict[str, Any]] = json.loads((ROOT / "index.json").read_text())
-    return index
-
-
-def body_events(entry: dict[str, Any]) -> list[bytes]:
-    """The recording as the provider sent it, one SSE event per item (README rules)."""
-    data = (ROOT / entry["file"]).read_bytes()
-    if entry["framing"] == "raw-sse":
-        parts = data.split(b"\n\n")
-        events = [p + b"\n\n" for p in parts[:-1]]
-        return events + ([parts[-1]] if parts[-1] else [])
-    lines = [line for line in data.split(b"\n") if line]
-    if entry["format"] == "openai":
-        return [b"data: " + line + b"\n\n" for line in lines] + [b"data: [DONE]\n\n"]
-    return [
-        b"event: " + json.loads(line)["type"].encode() + b"\ndata: " + line + b"\n\n"
-        for line in lines
-    ]
 
 
 def tools_for(entry: dict[str, Any]) -> list[dict[str, Any]]:

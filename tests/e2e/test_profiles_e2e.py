@@ -3,6 +3,7 @@
 import json
 from typing import Any
 
+import msgspec
 import pytest
 
 from pipeline import Pipeline, ToolSpec
@@ -155,8 +156,12 @@ async def test_minimax_is_dispatched_without_streaming_and_looks_streamed(
     assert fake.requests[0].body.get("stream") in (None, False)
     assert fake.requests[1].body["stream"] is True
     assert fake.requests[0].body["messages"][0]["cache_control"] == {"type": "ephemeral"}
-    for field in ("text", "tool_calls", "stop_reason", "usage"):
+    for field in ("text", "tool_calls", "stop_reason"):
         assert getattr(simulated, field) == getattr(streamed, field), field
+    # the same tokens; only MiniMax's own model string has a price in the table
+    assert msgspec.structs.replace(simulated.usage, cost_usd=None) == streamed.usage
+    assert simulated.usage.cost_usd == pytest.approx(7 * 3e-07 + 4 * 1.2e-06)
+    assert streamed.usage.cost_usd is None
     assert simulated.text == "hello from minimax"
     assert simulated.usage.input_tokens == 7
 
@@ -175,6 +180,7 @@ async def test_minimax_events_match_the_stream_contract(
         output_tokens=4,
         model="MiniMax-M2",
         usage_source="provider",
+        cost_usd=pytest.approx(7 * 3e-07 + 4 * 1.2e-06),  # LiteLLM's table: $0.30 / $1.20 per M
     )
 
 

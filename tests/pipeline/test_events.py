@@ -4,6 +4,7 @@ import pytest
 from pipeline import events
 from pipeline.events import (
     Chunk,
+    FallingBack,
     Finish,
     ReasoningDelta,
     Request,
@@ -13,6 +14,7 @@ from pipeline.events import (
     ToolCall,
     ToolFragment,
 )
+from pipeline.fallbacks import Target
 from pipeline.request import ToolSpec
 
 SAMPLES = [
@@ -21,6 +23,7 @@ SAMPLES = [
         messages=[{"role": "user", "content": "hi"}],
         tools=[ToolSpec(name="t")],
         extra={"temperature": 0.2},
+        fallbacks=[Target(model="b", api_base="http://h:1/v1", extra={"seed": 1}, priority=2)],
     ),
     Chunk(
         text="a",
@@ -32,6 +35,7 @@ SAMPLES = [
     TextEnd(text="all"),
     ToolCall(id="c", name="f", arguments={"x": [1, 2]}, repaired=True),
     Retrying(attempt=2, delay_s=1.5, reason="rate_limited"),
+    FallingBack(from_model="a", to_model="b", reason="unavailable"),
     Finish(
         stop_reason="stop",
         input_tokens=3,
@@ -39,6 +43,7 @@ SAMPLES = [
         cached_tokens=1,
         model="m",
         usage_source="provider",
+        cost_usd=0.0125,
     ),
 ]
 
@@ -60,6 +65,7 @@ def test_tags_are_explicit_snake_case_and_distinct() -> None:
         "text_end",
         "tool_call",
         "retrying",
+        "falling_back",
         "finish",
     ]
 
@@ -76,6 +82,19 @@ def test_encoding_a_request_leaves_the_key_out() -> None:
     data = events.encode(r)
     assert b"sk-secret" not in data
     assert events.decode(data) == msgspec.structs.replace(r, api_key=None)
+
+
+def test_encoding_a_request_leaves_its_fallbacks_keys_out_too() -> None:
+    r = Request(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],
+        fallbacks=[{"model": "b", "api_key": "sk-fallback-secret"}, Target(model="c")],
+    )
+    data = events.encode(r)
+    assert b"sk-fallback-secret" not in data
+    back = events.decode(data)
+    assert isinstance(back, Request) and back.fallbacks == [Target(model="b"), Target(model="c")]
+    assert r.fallbacks is not None and r.fallbacks[0].api_key == "sk-fallback-secret"  # unchanged
 
 
 def test_decoding_validates_requests() -> None:

@@ -9,6 +9,7 @@ from pipeline.stage import Stage, stage
 from stages.retry import Retry
 
 DEFAULT_NAMES = [
+    "fallback",
     "normalize",
     "cache_tag",
     "retry",
@@ -33,7 +34,7 @@ def test_default_has_the_designed_shape() -> None:
     assert p.names == DEFAULT_NAMES
     assert (
         repr(p)
-        == "Pipeline(normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check))"
+        == "Pipeline(fallback(normalize -> cache_tag -> retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check)))"
     )
     assert isinstance(p["retry"], Retry)
 
@@ -55,6 +56,7 @@ def test_insert_before_after_and_remove() -> None:
         .remove("cache_tag")
     )
     assert p2.names == [
+        "fallback",
         "normalize",
         "b",
         "retry",

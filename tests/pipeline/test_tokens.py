@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from pipeline.request import Request
 from pipeline.tokens import estimate_message_tokens, estimate_tokens
 from stages.dispatch.litellm import import_litellm
@@ -44,6 +46,7 @@ async def test_default_counter_labels_itself() -> None:
     assert await estimate_tokens(req) == (12, "estimate")
 
 
+@pytest.mark.e2e
 async def test_litellm_counter_is_used_once_litellm_is_loaded() -> None:
     await import_litellm()
     req = Request(

@@ -227,12 +227,16 @@ def test_a_ray_batch_survives_a_dead_actor_and_a_killed_driver(
     asked = {prompt(r) for r in fake.requests[asked_before:]}
     assert asked == set(ids) - done_before
 
-    (batch,) = [s for s in spans if s.name == "batch"]
+    (batch,) = [s for s in spans if s.name == f"batch {inp}"]
     calls = [s for s in spans if s.name.startswith("chat ")]
     assert len(calls) == left
     assert {s.span.trace_id for s in calls} == {batch.span.trace_id}
     assert {s.parent_id for s in calls} == {batch.span_id}
-    assert batch.attributes["llmpipe.batch.ids"] == left
+    assert batch.parent_id == b""  # the run's trace root
+    totals = {
+        k: batch.attributes[f"llmpipe.batch.{k}"] for k in ("ids", "to_run", "done", "failed")
+    }
+    assert totals == {"ids": N, "to_run": left, "done": left, "failed": 0}
     # every call of every actor went through the gate in Redis, which was never missed
     assert scripts_run(redis_url) - scripts_before >= N
     assert "cannot be used" not in first_err + second_err

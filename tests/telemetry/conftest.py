@@ -7,7 +7,7 @@ provider to the pipeline's instrument, so tests stay independent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline import Pipeline, testing
-from pipeline.testing import FakeClock
+from pipeline.testing import FakeClock, FakeProvider
 from telemetry import TelemetryInstrument
 
 SECRET = "sk-test-secret-0123456789"
@@ -65,6 +65,50 @@ def spans() -> Iterator[Spans]:
     s = Spans()
     yield s
     s.provider.shutdown()
+
+
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeProvider]:
+    with FakeProvider() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(_fake_server: FakeProvider) -> FakeProvider:
+    """The loopback fake provider, reset (for the tests that call through real litellm)."""
+    _fake_server.reset()
+    return _fake_server
+
+
+@pytest.fixture
+async def close_litellm_clients() -> AsyncIterator[None]:
+    """Each test has its own event loop: close litellm's pooled connections with it."""
+    yield
+    from stages.dispatch.litellm import close_loop_clients
+
+    await close_loop_clients()
+
+
+@pytest.fixture
+def otlp_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The ``OTEL_*`` variables a test sets for ``telemetry.setup``, and only those."""
+    for name in (
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_TRACES_EXPORTER",
+        "OTEL_SDK_DISABLED",
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+        "LLMPIPE_TRACE_CONVENTIONS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    return monkeypatch
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """OTLP trace receivers on loopback, decoding with the official ``opentelemetry-proto`` classes.
 
 ``HttpReceiver`` speaks OTLP/HTTP (protobuf, ``POST /v1/traces``, gzip or
-not); ``GrpcReceiver`` speaks OTLP/gRPC (``TraceService/Export``). Both keep
-every decoded span, flattened, with its resource's and scope's names.
+not; any other path is a 404, as Phoenix and Jaeger answer ``/v1/metrics``);
+``GrpcReceiver`` speaks OTLP/gRPC (``TraceService/Export``). Both keep every
+decoded span, flattened, with its resource's and scope's names.
 """
 
 from __future__ import annotations
@@ -90,6 +91,11 @@ class HttpReceiver(_Store):
                     body = gzip.decompress(body)
                 store.paths.append(self.path)
                 store.content_types.append(self.headers.get("Content-Type", ""))
+                if self.path != "/v1/traces":  # no metrics or logs endpoint, as Phoenix and Jaeger
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 req = trace_service_pb2.ExportTraceServiceRequest()
                 req.ParseFromString(body)
                 store.add(req)

@@ -31,8 +31,9 @@ REQ: dict[str, Any] = {
     "messages": [{"role": "user", "content": "hi"}],
 }
 OUTER = ("normalize", "cache_tag")
-INNER = ("retry", "tool_compat", "dispatch", "reassemble", "usage", "empty_check")
+INNER = ("fallback", "retry", "tool_compat", "dispatch", "reassemble", "usage", "empty_check")
 LONG = [Chunk(text=f"t{i} ") for i in range(50)]
+STATUS = {"ok": StatusCode.OK, "closed": StatusCode.UNSET, "cancelled": StatusCode.UNSET}
 
 
 class Tracking(SpanProcessor):
@@ -160,16 +161,23 @@ def check_tree(
     assert set(tracked.ended.values()) == {1}
     by_id = {s.context.span_id: s for s in finished}
     names = sorted(s.name for s in finished if s.name not in ("consumer", "handle"))
-    assert names == sorted(["chat claude-x", *outcomes])
+    assert names == sorted(["chat claude-x", "attempt 1", *outcomes])
 
     root, consumer = spans.root(), spans.one("consumer")
     assert root.parent is not None and root.parent.span_id == consumer.context.span_id
     assert (root.attributes or {})["llmpipe.outcome"] == root_outcome
-    assert root.status.status_code is StatusCode.UNSET  # closing and cancelling are not errors
+    # closing and cancelling are not errors: no status; what succeeded says OK
+    assert root.status.status_code is STATUS[root_outcome]
+    attempt = spans.one("attempt 1")
+    assert (attempt.attributes or {})["llmpipe.outcome"] == outcomes["retry"]
+    assert attempt.status.status_code is STATUS[outcomes["retry"]]
+    assert (
+        attempt.parent is not None and attempt.parent.span_id == spans.one("retry").context.span_id
+    )
     for name, outcome in outcomes.items():
         span = spans.one(name)
         assert (span.attributes or {})["llmpipe.stage.outcome"] == outcome, name
-        assert span.status.status_code is StatusCode.UNSET, name
+        assert span.status.status_code is STATUS[outcome], name
         # each stage span is a descendant of the root, inside the same trace
         parent = span
         while parent.parent is not None and parent.parent.span_id in by_id and parent is not root:

@@ -4,14 +4,12 @@ exporters to receivers on loopback that decode it with the official protobuf cla
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from pipeline import Pipeline, Request
 from pipeline.testing import FakeClock, FakeProvider, Reply
-from stages.dispatch.litellm import close_loop_clients
 from telemetry import setup
 from tests.helpers import closed_port
 from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
@@ -19,32 +17,7 @@ from tests.telemetry.receivers import GrpcReceiver, HttpReceiver, Received, walk
 KEY = "sk-otlp-e2e-secret-key-42"
 
 
-@pytest.fixture(autouse=True)
-async def _close_litellm_clients() -> AsyncIterator[None]:
-    yield
-    await close_loop_clients()
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
-
-
-@pytest.fixture
-def otlp_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in (
-        "OTEL_SERVICE_NAME",
-        "OTEL_RESOURCE_ATTRIBUTES",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_SDK_DISABLED",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    return monkeypatch
+pytestmark = pytest.mark.usefixtures("close_litellm_clients")
 
 
 async def traced_call(fake: FakeProvider) -> str:
@@ -74,11 +47,28 @@ def tree(received: list[Received]) -> list[tuple[int, str]]:
     return sorted((depth, s.name) for depth, s in walk(received, roots[0]))
 
 
-EXPECTED_TREE = sorted(
-    [(0, "chat fake-model"), (1, "normalize"), (1, "cache_tag"), (1, "retry")]
-    + [(2, n) for n in ("tool_compat", "reassemble", "usage", "empty_check")] * 2
-    + [(3, "dispatch")] * 2
-)
+def attempt(n: int) -> list[tuple[int, str]]:
+    return [
+        (3, f"attempt {n}"),
+        (4, "tool_compat"),
+        (5, "dispatch"),
+        (4, "reassemble"),
+        (4, "usage"),
+        (4, "empty_check"),
+    ]
+
+
+#: the tree depth first, siblings by start time: pipeline order
+IN_ORDER = [
+    (0, "chat fake-model"),
+    (1, "fallback"),
+    (2, "normalize"),
+    (2, "cache_tag"),
+    (2, "retry"),
+    *attempt(1),
+    *attempt(2),
+]
+EXPECTED_TREE = sorted(IN_ORDER)
 
 
 async def test_a_real_call_over_otlp_http(fake: FakeProvider, otlp_env: pytest.MonkeyPatch) -> None:
@@ -91,15 +81,16 @@ async def test_a_real_call_over_otlp_http(fake: FakeProvider, otlp_env: pytest.M
     received = rx.spans()
     assert {(s.service, s.scope) for s in received} == {("llmpipe", "llmpipe")}
     assert tree(received) == EXPECTED_TREE
+    root = next(s for s in received if s.name == "chat fake-model")
+    assert [(depth, s.name) for depth, s in walk(received, root)] == IN_ORDER
     # one trace, every parent id pointing at a span of it
     assert len({s.span.trace_id for s in received}) == 1
     ids = {s.span_id for s in received}
     assert all(s.parent_id in ids for s in received if not s.name.startswith("chat "))
 
-    root = next(s for s in received if s.name == "chat fake-model")
     assert root.span.kind == Span.SpanKind.SPAN_KIND_CLIENT
     assert root.parent_id == b""
-    assert root.span.status.code == Status.StatusCode.STATUS_CODE_UNSET
+    assert root.span.status.code == Status.StatusCode.STATUS_CODE_OK
     attrs = root.attributes
     assert {k: attrs[k] for k in attrs if k.startswith("gen_ai.") and "time" not in k} == {
         "gen_ai.operation.name": "chat",
@@ -122,8 +113,12 @@ async def test_a_real_call_over_otlp_http(fake: FakeProvider, otlp_env: pytest.M
     )
     assert failed.span.status.code == Status.StatusCode.STATUS_CODE_ERROR
     assert failed.attributes["error.type"] == "pipeline.errors.RateLimited"
-    assert ok.span.status.code == Status.StatusCode.STATUS_CODE_UNSET
+    assert ok.span.status.code == Status.StatusCode.STATUS_CODE_OK
     assert ok.attributes["gen_ai.response.time_to_first_chunk"] > 0
+    errors = sorted(
+        s.name for s in received if s.span.status.code == Status.StatusCode.STATUS_CODE_ERROR
+    )
+    assert errors == ["attempt 1", "dispatch"]
     retry = next(s for s in received if s.name == "retry")
     [event] = [e for e in retry.span.events if e.name == "retry"]
     assert {kv.key: kv.value.string_value for kv in event.attributes}[
@@ -146,7 +141,7 @@ async def test_a_real_call_over_otlp_grpc(fake: FakeProvider, otlp_env: pytest.M
     assert root.span.kind == Span.SpanKind.SPAN_KIND_CLIENT
     assert root.attributes["gen_ai.usage.output_tokens"] == 5
     statuses = sorted(s.span.status.code for s in received if s.name == "dispatch")
-    assert statuses == [Status.StatusCode.STATUS_CODE_UNSET, Status.StatusCode.STATUS_CODE_ERROR]
+    assert statuses == [Status.StatusCode.STATUS_CODE_OK, Status.StatusCode.STATUS_CODE_ERROR]
     assert not any(KEY.encode() in r.SerializeToString() for r in rx.requests)
 
 

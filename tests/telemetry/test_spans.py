@@ -16,8 +16,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from pipeline import Pipeline, testing
 from pipeline.context import Context
-from pipeline.errors import BadRequest, RateLimited
+from pipeline.errors import BadRequest, RateLimited, RetriesExhausted
 from pipeline.events import Chunk, Event, TextDelta
+from pipeline.policy import RetryPolicy
 from pipeline.stage import PLAIN, stage
 from telemetry import TelemetryInstrument
 from tests.telemetry.conftest import (
@@ -36,6 +37,7 @@ REQ: dict[str, Any] = {
     "api_base": "http://127.0.0.1:9/v1",
 }
 STAGES = [
+    "fallback",
     "normalize",
     "cache_tag",
     "retry",
@@ -58,7 +60,7 @@ async def test_one_root_span_with_the_genai_conventions(spans: Spans) -> None:
     assert root.name == "chat gpt-4o-mini"
     assert root.kind is SpanKind.CLIENT
     assert root.parent is None
-    assert root.status.status_code is StatusCode.UNSET
+    assert root.status.status_code is StatusCode.OK
     attrs = dict(root.attributes or {})
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.provider.name"] == "openai"
@@ -81,7 +83,9 @@ async def test_a_span_per_stage_under_the_root_and_inner_stages_under_their_segm
     spans: Spans,
 ) -> None:
     await spans.pipeline([ok_script()]).acomplete(REQ)
-    assert sorted(s.name for s in spans.finished) == sorted(["chat gpt-4o-mini", *STAGES])
+    assert sorted(s.name for s in spans.finished) == sorted(
+        ["chat gpt-4o-mini", "attempt 1", *STAGES]
+    )
     by_name = {s.name: s for s in spans.finished}
     root = spans.root()
 
@@ -91,20 +95,22 @@ async def test_a_span_per_stage_under_the_root_and_inner_stages_under_their_segm
         assert span.context.trace_id == root.context.trace_id
         return next(s.name for s in spans.finished if s.context.span_id == span.parent.span_id)
 
-    assert {n: parent(n) for n in STAGES} == {
-        "normalize": "chat gpt-4o-mini",
-        "cache_tag": "chat gpt-4o-mini",
-        "retry": "chat gpt-4o-mini",
-        "tool_compat": "retry",
+    assert {n: parent(n) for n in [*STAGES, "attempt 1"]} == {
+        "fallback": "chat gpt-4o-mini",
+        "normalize": "fallback",
+        "cache_tag": "fallback",
+        "retry": "fallback",
+        "attempt 1": "retry",
+        "tool_compat": "attempt 1",
         "dispatch": "tool_compat",
-        "reassemble": "retry",
-        "usage": "retry",
-        "empty_check": "retry",
+        "reassemble": "attempt 1",
+        "usage": "attempt 1",
+        "empty_check": "attempt 1",
     }
     for name in STAGES:
         attrs = by_name[name].attributes or {}
         assert attrs["llmpipe.stage.outcome"] == "ok", name
-        assert by_name[name].status.status_code is StatusCode.UNSET
+        assert by_name[name].status.status_code is StatusCode.OK
 
 
 async def test_stage_spans_count_events_and_their_own_time(spans: Spans) -> None:
@@ -150,10 +156,20 @@ async def test_each_retry_is_an_event_on_the_retry_span_and_each_attempt_a_span(
     assert failed.status.status_code is StatusCode.ERROR
     assert (failed.attributes or {})["error.type"] == "pipeline.errors.RateLimited"
     assert [e.name for e in failed.events] == ["exception"]
-    assert ok.status.status_code is StatusCode.UNSET
+    assert ok.status.status_code is StatusCode.OK
+    # each attempt its own span under retry; the first says what came next
+    first, second = spans.one("attempt 1"), spans.one("attempt 2")
+    assert {first.parent.span_id, second.parent.span_id} == {retry.context.span_id}  # type: ignore[union-attr]
+    assert first.status.status_code is StatusCode.ERROR
+    then = dict(first.attributes or {})
+    assert then["llmpipe.then"] == "retrying"
+    assert then["llmpipe.then.reason"] == "rate_limited"
+    assert then["llmpipe.then.delay_s"] == ev["llmpipe.retry.delay_s"]
+    assert second.status.status_code is StatusCode.OK
+    assert "llmpipe.then" not in (second.attributes or {})
     # the failure was handled: the call itself is fine, and says it retried
     root = spans.root()
-    assert root.status.status_code is StatusCode.UNSET
+    assert root.status.status_code is StatusCode.OK
     assert (root.attributes or {})["llmpipe.retries"] == 1
     assert_each_span_ended_once(spans.finished)
 
@@ -167,15 +183,41 @@ async def test_a_failed_call_has_error_type_and_an_error_status(spans: Spans) ->
     assert "no such model" in (root.status.description or "")
     assert (root.attributes or {})["error.type"] == "pipeline.errors.BadRequest"
     assert (root.attributes or {})["llmpipe.outcome"] == "error"
+    # error status where it arose, on its attempt and on the root; the others were closed
+    errors = sorted(s.name for s in spans.finished if s.status.status_code is StatusCode.ERROR)
+    assert errors == ["attempt 1", "chat gpt-4o-mini", "dispatch"]
     for name in STAGES:
-        if name in ("normalize", "cache_tag"):  # upstream of the failure: they finished
-            continue
         span = spans.one(name)
-        assert (span.attributes or {})["llmpipe.stage.outcome"] == "error", name
-        assert span.status.status_code is StatusCode.ERROR
+        want = "error" if name == "dispatch" else "closed"
+        assert (span.attributes or {})["llmpipe.stage.outcome"] == want, name
+        assert ("error.type" in (span.attributes or {})) is (name == "dispatch"), name
     # the exception is recorded once, where it arose, not on every span it crossed
     recorded = [s.name for s in spans.finished for e in s.events if e.name == "exception"]
     assert recorded == ["dispatch"]
+
+
+async def test_a_call_out_of_retries_is_red_where_it_failed_and_gave_up_only(
+    spans: Spans,
+) -> None:
+    p = spans.pipeline(
+        [[RateLimited("slow down")], [RateLimited("slow down")]],
+        policy=RetryPolicy(rate_limit_retries=1),
+    )
+    with pytest.raises(RetriesExhausted):
+        await p.acomplete(REQ)
+    errors = sorted(s.name for s in spans.finished if s.status.status_code is StatusCode.ERROR)
+    # each 429 where it arose and its attempt; retry where it gave up; the call as a whole
+    assert errors == ["attempt 1", "attempt 2", "chat gpt-4o-mini", "dispatch", "dispatch", "retry"]
+    assert (spans.one("retry").attributes or {})["error.type"] == "pipeline.errors.RetriesExhausted"
+    for name in ("normalize", "cache_tag", "tool_compat", "reassemble", "usage", "empty_check"):
+        for span in spans.named(name):
+            assert span.status.status_code is not StatusCode.ERROR, name
+    # the last attempt's failure has no retry after it: it says nothing of what came next
+    assert "llmpipe.then" in (spans.one("attempt 1").attributes or {})
+    assert "llmpipe.then" not in (spans.one("attempt 2").attributes or {})
+    recorded = sorted(s.name for s in spans.finished for e in s.events if e.name == "exception")
+    assert recorded == ["dispatch", "dispatch", "retry"]
+    assert_each_span_ended_once(spans.finished)
 
 
 async def test_stage_span_is_current_inside_the_stage_only(spans: Spans) -> None:
@@ -238,7 +280,7 @@ async def test_no_sdk_means_no_wrapping_at_all() -> None:
     assert resp.text == "Paris"
     [(instrument, upstream)] = seen
     assert instrument is PLAIN
-    assert "StageRun" not in upstream and "counted" not in upstream
+    assert "run_stage" not in upstream and "counted" not in upstream
 
 
 async def test_a_probe_sees_the_telemetry_wrapper_when_tracing(spans: Spans) -> None:
@@ -251,7 +293,7 @@ async def test_a_probe_sees_the_telemetry_wrapper_when_tracing(spans: Spans) -> 
 
     p = spans.pipeline([ok_script()]).insert_after("usage", stage("probe", probe))
     await p.acomplete(REQ)
-    assert seen == ["StageRun.run"]
+    assert seen == ["run_stage"]
 
 
 async def test_sampled_out_calls_record_nothing_and_still_work() -> None:

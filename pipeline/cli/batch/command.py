@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline.cli.batch.input import Defaults
 from pipeline.cli.shared import pipeline_for, policy_for, prepare
+from pipeline.errors import InvalidRequest
+from pipeline.limits import UsageLimits
+
+if TYPE_CHECKING:
+    from pipeline.cli.batch.runner import BatchConfig
 
 __all__ = ["batch"]
 
 
 async def batch(args: argparse.Namespace, err: TextIO) -> int:
-    from pipeline.cli.batch.runner import BatchConfig, run_batch
+    from pipeline.cli.batch.runner import BatchConfig
 
+    limits = None
+    if (
+        args.max_cost is not None
+        or args.max_total_tokens is not None
+        or args.max_requests is not None
+    ):
+        if args.engine != "local":
+            raise InvalidRequest(
+                "--max-cost", "usage limits need --engine local (the Ray workers meter apart)"
+            )
+        limits = UsageLimits(
+            max_cost_usd=args.max_cost,
+            max_total_tokens=args.max_total_tokens,
+            max_requests=args.max_requests,
+        )
     config = BatchConfig(
         input=args.input,
         output=Path(args.output),
@@ -31,7 +52,25 @@ async def batch(args: argparse.Namespace, err: TextIO) -> int:
         strict=args.strict,
         progress=not args.quiet,
         progress_interval_s=args.progress_every,
+        limits=limits,
     )
+    if args.instrument is None:
+        return await _run(args, config, err, None)
+    from telemetry.propagation import batch_trace
+
+    # one trace root for the run: every call's span, here or in a Ray worker, is under it
+    with batch_trace(args.instrument, f"batch {args.input}") as traced:
+        return await _run(args, config, err, traced.summary)
+
+
+async def _run(
+    args: argparse.Namespace,
+    config: BatchConfig,
+    err: TextIO,
+    summary: Callable[[dict[str, int]], None] | None,
+) -> int:
+    from pipeline.cli.batch.runner import run_batch
+
     if args.engine == "local":
         async with pipeline_for(args) as pipe:
             return await run_batch(
@@ -39,6 +78,7 @@ async def batch(args: argparse.Namespace, err: TextIO) -> int:
                 pipe,
                 err=err,
                 prepare=lambda: prepare(args, args.model, args.api_base, err),
+                summary=summary,
             )
     from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
 
@@ -52,6 +92,8 @@ async def batch(args: argparse.Namespace, err: TextIO) -> int:
     )
     try:
         pipe = pipeline_for(args)  # unused by the Ray engine: each worker builds its own
-        return await run_batch(config, pipe, err=err, prepare=engine.start, engine=engine)
+        return await run_batch(
+            config, pipe, err=err, prepare=engine.start, engine=engine, summary=summary
+        )
     finally:
         await engine.close()

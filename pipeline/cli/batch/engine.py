@@ -9,7 +9,7 @@ with a task limit), through one shared pipeline.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -68,6 +68,7 @@ class Outcome:
                 "output_tokens": f.output_tokens if f else 0,
                 "cached_tokens": f.cached_tokens if f else 0,
                 "source": f.usage_source if f else "none",
+                "cost_usd": f.cost_usd if f else None,
             },
             "model": (f.model if f else "") or self.item.request.model,
             "attempts": self.attempts,
@@ -133,8 +134,19 @@ class _NoFinish(Exception):
     pass
 
 
+def _until(items: list[Item], stop: Callable[[], bool] | None) -> Iterator[Item]:
+    for item in items:
+        if stop is not None and stop():
+            return
+        yield item
+
+
 class LocalEngine:
-    """The calls in this event loop, ``concurrency`` at a time, through one pipeline."""
+    """The calls in this event loop, ``concurrency`` at a time, through one pipeline.
+
+    ``stop`` is asked before each item is started: once it says so, no
+    other item starts (the ones running finish); a usage limit reached.
+    """
 
     def __init__(
         self,
@@ -142,10 +154,12 @@ class LocalEngine:
         *,
         concurrency: int,
         clock: Callable[[], float] = time.monotonic,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.pipe = pipe
         self.concurrency = concurrency
         self.clock = clock
+        self.stop = stop
 
     def describe(self) -> str:
         return "this process"
@@ -157,7 +171,7 @@ class LocalEngine:
             return await call_one(self.pipe, item, clock=self.clock, on_retry=on_retry)
 
         outcomes: Stream[Outcome] = stream.map(
-            stream.iterate(items),
+            stream.iterate(_until(items, self.stop)),
             call,  # type: ignore[arg-type]  # aiostream's protocol wants *args
             ordered=False,
             task_limit=self.concurrency,

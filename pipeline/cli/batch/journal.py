@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from pipeline.cli.batch.input import Key, id_key
+from pipeline.limits import UsageTotals
 
 __all__ = ["Journal", "JournalWriter", "Loaded"]
 
@@ -36,6 +37,9 @@ class Loaded:
     superseded: int = 0
     unreadable: int = 0
     truncated: int = 0
+    #: what the lines read say was spent (requests, tokens, cost): a resumed batch's limits
+    #: count it
+    spent: UsageTotals = field(default_factory=UsageTotals)
 
 
 class Journal:
@@ -169,9 +173,17 @@ class JournalWriter:
             await asyncio.gather(self._last, return_exceptions=True)
 
 
+class _LineUsage(msgspec.Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+
+
 class _OutputLine(msgspec.Struct):
     id: str | int
     error: Any = None
+    usage: _LineUsage | None = None
+    attempts: int = 0
 
 
 _out_decoder = msgspec.json.Decoder(_OutputLine)
@@ -194,6 +206,14 @@ def _outcomes(data: bytes, loaded: Loaded) -> Iterator[tuple[Key, bool]]:
         except msgspec.DecodeError:
             loaded.unreadable += 1
             continue
+        u = out.usage or _LineUsage()
+        loaded.spent += UsageTotals(
+            max(out.attempts, 0),
+            max(u.input_tokens, 0),
+            max(u.output_tokens, 0),
+            max(u.cost_usd or 0.0, 0.0),
+            0,
+        )
         yield id_key(out.id), out.error is None
 
 

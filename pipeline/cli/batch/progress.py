@@ -50,6 +50,9 @@ class Progress:
         self.retries = 0
         self.input_tokens = 0
         self.output_tokens = 0
+        #: the cost of the answers whose model has a known price, and how many had one
+        self.cost_usd = 0.0
+        self.priced = 0
         self._samples: deque[tuple[float, int]] = deque([(self.started, 0)])
         self._last_draw: float | None = None
         self._shown = False  # a bar is on screen (tty)
@@ -60,11 +63,21 @@ class Progress:
         self.retries += 1
         self.update()
 
-    def finished(self, *, ok: bool, input_tokens: int = 0, output_tokens: int = 0) -> None:
+    def finished(
+        self,
+        *,
+        ok: bool,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost_usd: float | None = None,
+    ) -> None:
         self.done += 1
         self.failed += 0 if ok else 1
         self.input_tokens += input_tokens
         self.output_tokens += output_tokens
+        if cost_usd is not None:
+            self.cost_usd += cost_usd
+            self.priced += 1
         self.update()
 
     # -- display --------------------------------------------------------------------
@@ -85,9 +98,13 @@ class Progress:
         pct = f" ({100 * self.done // self.total}%)" if self.total else ""
         return (
             f"llmpipe batch: {self.done}/{self.total} done{pct}, {self.rate():.1f}/s,"
-            f" tokens {self.input_tokens} in / {self.output_tokens} out,"
+            f" tokens {self.input_tokens} in / {self.output_tokens} out,{self.cost()}"
             f" {self.retries} retries, {self.failed} errors, {_clock(elapsed)} elapsed"
         )
+
+    def cost(self) -> str:
+        """`` $0.0123,`` once an answer had a known price (else nothing)."""
+        return f" ${self.cost_usd:.4f}," if self.priced else ""
 
     def bar(self) -> str:
         """The terminal status line, fitted to the terminal's width."""
@@ -97,7 +114,8 @@ class Progress:
         stats = (
             f" {self.done}/{self.total} {rate:.1f}/s eta {eta}"
             f"  tok {_short(self.input_tokens)} in/{_short(self.output_tokens)} out"
-            f"  retries {self.retries}  errors {self.failed}"
+            + (f"  ${self.cost_usd:.2f}" if self.priced else "")
+            + f"  retries {self.retries}  errors {self.failed}"
         )
         room = self.width() - 1 - len(stats) - 2
         if room < 10:

@@ -21,10 +21,10 @@ turns the items to do into outcomes (``RayEngine`` is a
   only 2 actors and the rest would wait for ever;
 - without ``address`` a local cluster is started for the run on 127.0.0.1
   only (no dashboard) and stopped after; with one, the run joins it;
-- the ``OTEL_*`` and ``LLMPIPE_*`` variables and the W3C trace context of a
-  ``batch`` span travel to the actors, so every call's span joins the
-  batch's trace; every actor uses the same gate settings (``LLMPIPE_GATE_URL``:
-  one Redis for all of them).
+- the ``OTEL_*`` and ``LLMPIPE_*`` variables and the W3C trace context of
+  the batch's root span (the CLI's ``batch {file}``) travel to the actors,
+  so every call's span joins the batch's trace; every actor uses the same
+  gate settings (``LLMPIPE_GATE_URL``: one Redis for all of them).
 
 Ray is imported only here, and only when this engine starts. It is an
 application module (a composition root, like the CLI): it builds the
@@ -228,13 +228,13 @@ class RayEngine:
     async def _run(
         self, items: list[Item], on_retry: Callable[[], None]
     ) -> AsyncGenerator[Outcome, None]:
-        from telemetry.propagation import batch_span
+        from telemetry.propagation import current_carrier
 
-        attrs = {"llmpipe.batch.ids": len(items), "llmpipe.batch.workers": self.workers}
-        with batch_span(self.instrument, "batch", attrs) as carrier:
-            async with contextlib.aclosing(self._schedule(items, carrier, on_retry)) as outcomes:
-                async for outcome in outcomes:
-                    yield outcome
+        # the batch's root span is current here (the CLI's): the workers' calls join it
+        carrier = current_carrier()
+        async with contextlib.aclosing(self._schedule(items, carrier, on_retry)) as outcomes:
+            async for outcome in outcomes:
+                yield outcome
 
     async def _schedule(
         self, items: list[Item], carrier: dict[str, str], on_retry: Callable[[], None]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 from pipeline.cli.batch.input import Parsed, Problem
 from pipeline.cli.batch.journal import Loaded
 from pipeline.cli.exits import EXIT_CODES
+from pipeline.limits import shown_limit
 
 if TYPE_CHECKING:
     from pipeline.cli.batch.runner import BatchConfig, _Run
@@ -68,7 +69,8 @@ def finish(
         err,
         f"llmpipe: {finished} of {len(run.todo)} run ({run.ok} ok, {run.failed} failed)"
         f" in {elapsed:.1f}s ({rate:.1f}/s); tokens {p.input_tokens} in /"
-        f" {p.output_tokens} out; {p.retries} retries; results in {config.output}",
+        f" {p.output_tokens} out;{p.cost().rstrip(',')}{';' if p.priced else ''}"
+        f" {p.retries} retries; results in {config.output}",
     )
     left = len(run.todo) - finished
     if run.signal is not None:
@@ -91,6 +93,8 @@ def finish(
         )
         say(err, "llmpipe: stopped: fix the credentials and run the same command to resume")
         return EXIT_CODES["auth"]
+    if run.meter is not None and left and (run.over_limit or run.meter.reached()):
+        return _over_limit(run, left, err)
     if run.write_error is not None:
         say(err, f"llmpipe: error: cannot write {config.output}: {run.write_error}")
         return EXIT_CODES["batch_incomplete"]
@@ -113,3 +117,32 @@ def finish(
         )
         return EXIT_CODES["batch_incomplete"]
     return EXIT_CODES["ok"]
+
+
+_FLAGS = {
+    "cost_usd": "--max-cost",
+    "total_tokens": "--max-total-tokens",
+    "requests": "--max-requests",
+}
+
+
+def _over_limit(run: _Run, left: int, err: TextIO) -> int:
+    assert run.meter is not None
+    hit = run.meter.reached()
+    totals = run.meter.totals
+    if hit is None:  # refused, then under the limit again: cannot happen, said plainly
+        what = "a usage limit"
+    else:
+        limit, used, maximum = hit
+        shown = (
+            f"${used:.4f} of ${maximum:.4f}" if limit == "cost_usd" else f"{used:g} of {maximum:g}"
+        )
+        what = f"the {shown_limit(limit)} limit ({_FLAGS.get(limit, limit)}: {shown})"
+    say(
+        err,
+        f"llmpipe: stopped: {what} is reached, counting earlier runs on {run.config.output}"
+        f" (${totals.cost_usd:.4f}, {totals.input_tokens + totals.output_tokens} tokens,"
+        f" {totals.requests} requests in all); {left} ids not run or not finished, nothing"
+        " partial written. Run again with a higher limit to resume",
+    )
+    return EXIT_CODES["limit"]

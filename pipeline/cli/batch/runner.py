@@ -17,6 +17,12 @@
   signal exits at once. SIGKILL is safe by construction: every line is whole.
 - A failed authentication stops the run (every other line would fail the
   same way); that line is not written, so the re-run after the fix retries it.
+- Usage limits (``BatchConfig.limits``: ``--max-cost``, ``--max-total-tokens``,
+  ``--max-requests``) count this run and what the output file says earlier
+  runs spent. Once one is reached no other id starts; the ids in flight
+  finish, except that a request they still need (a retry, a fallback) is
+  refused (``UsageLimitExceeded``, nothing sent) and such an id is not
+  written. A re-run with a higher limit resumes with the ids not written.
 - An endpoint that cannot be reached stops the run too, after
   ``batch_breaker.STOP_AFTER`` connection failures in a row across lines
   (``pipeline.cli.batch.breaker``); lines that could not connect are never
@@ -49,7 +55,9 @@ from pipeline.errors import (
     AuthenticationFailed,
     ProviderUnreachable,
     StageNotFound,
+    UsageLimitExceeded,
 )
+from pipeline.limits import UsageLimits, UsageMeter
 from pipeline.pipeline import Pipeline
 
 __all__ = ["BatchConfig", "plan", "run_batch"]
@@ -67,6 +75,8 @@ class BatchConfig:
     strict: bool = False
     progress: bool = True
     progress_interval_s: float = 5.0
+    #: stop starting ids once one is reached (counting what earlier runs spent)
+    limits: UsageLimits | None = None
 
 
 def plan(items: list[Item], loaded: Loaded, *, retry_failed: bool) -> tuple[list[Item], int, int]:
@@ -93,13 +103,17 @@ async def run_batch(
     tty: bool | None = None,
     prepare: Callable[[], Awaitable[object]] | None = None,
     engine: Engine | None = None,
+    summary: Callable[[dict[str, int]], None] | None = None,
 ) -> int:
     """Run a batch; the exit status (``pipeline.cli.exits.EXIT_CODES``).
 
     ``prepare`` runs once there is something to do, before the first call
     (the CLI imports litellm there, so the progress display starts with
     the calls, not seconds before them). ``engine`` runs the calls
-    (default: here, ``concurrency`` at a time).
+    (default: here, ``concurrency`` at a time). ``summary`` is told the
+    run's totals at its end (``ids``, ``to_run``, ``done``, ``failed``,
+    ``skipped``, ``input_tokens``, ``output_tokens``): the CLI puts them on
+    the batch's span.
     """
     try:
         data = _read_input(config.input, stdin)
@@ -132,7 +146,14 @@ async def run_batch(
             parsed.items, loaded, retry_failed=config.retry_failed
         )
         report_resume(config, loaded, done_before, skipped_failed, err)
-        if todo:
+        meter = None
+        if config.limits is not None:
+            if engine is not None:
+                say(err, "llmpipe: error: usage limits need the local engine")
+                return EXIT_CODES["bad_input"]
+            meter = UsageMeter(config.limits, start=loaded.spent)
+            pipe = pipe.with_options(limits=meter)
+        if todo and (meter is None or meter.reached() is None):  # else: nothing starts
             n = len(todo)
             say(
                 err,
@@ -142,7 +163,9 @@ async def run_batch(
             )
             if prepare is not None:
                 await prepare()
-        run = _Run(config, pipe, journal, todo, err=err, clock=clock, tty=tty, engine=engine)
+        run = _Run(
+            config, pipe, journal, todo, err=err, clock=clock, tty=tty, engine=engine, meter=meter
+        )
         try:
             await run.execute()
         finally:
@@ -157,6 +180,18 @@ async def run_batch(
                 say(err, f"llmpipe: could not compact {config.output}: {exc}")
     finally:
         await asyncio.to_thread(journal.close)
+    if summary is not None:
+        summary(
+            {
+                "ids": len(parsed.items),
+                "to_run": len(todo),
+                "done": run.ok,
+                "failed": run.failed,
+                "skipped": done_before + skipped_failed,
+                "input_tokens": run.progress.input_tokens,
+                "output_tokens": run.progress.output_tokens,
+            }
+        )
     return finish(config, parsed, run, skipped_failed, err)
 
 
@@ -174,15 +209,21 @@ class _Run:
         clock: Callable[[], float],
         tty: bool | None,
         engine: Engine | None = None,
+        meter: UsageMeter | None = None,
     ) -> None:
         self.config = config
+        self.meter = meter
+        self.over_limit = 0  # ids refused a request by a usage limit, not written
         self.breaker = Breaker(self._on_unreachable)
         try:  # right after dispatch, inside retry: it sees every attempt
             self.pipe = pipe.insert_after("dispatch", self.breaker.stage())
         except StageNotFound:  # a pipeline without a dispatch stage (a test double)
             self.pipe = pipe
         self.engine: Engine = engine or LocalEngine(
-            self.pipe, concurrency=config.concurrency, clock=clock
+            self.pipe,
+            concurrency=config.concurrency,
+            clock=clock,
+            stop=None if meter is None else lambda: meter.reached() is not None,
         )
         self.todo = todo
         self.writer = JournalWriter(journal)
@@ -266,6 +307,9 @@ class _Run:
                 if isinstance(outcome.error, AuthenticationFailed):
                     self.auth_failure = outcome
                     return
+                if isinstance(outcome.error, UsageLimitExceeded):
+                    self.over_limit += 1  # not written: the re-run with a higher limit does it
+                    continue
                 if outcome.error is not None and failure_kind(outcome.error) == "unreachable":
                     self._not_sent(outcome)  # nothing was sent: the re-run does it
                     continue
@@ -285,6 +329,7 @@ class _Run:
             ok=ok,
             input_tokens=f.input_tokens if f else 0,
             output_tokens=f.output_tokens if f else 0,
+            cost_usd=f.cost_usd if f else None,
         )
         if not ok:
             self.notes += 1

@@ -11,7 +11,12 @@ theirs) has one session for each, made on the loop's first call. It is closed:
   loop without that: each session is held open by a small async generator
   the loop knows of, whose ``finally`` closes it, so an application that
   never calls ``aclose()`` leaks no connection and sees no "Unclosed client
-  session" warning.
+  session" warning;
+- when the backend is dropped unclosed while its loop runs (a pipeline
+  nobody closed, garbage in a reference cycle): the generators are also held
+  in a module-level table by loop (``_OPEN``), so the collector never takes
+  a session down unclosed with its owner; the owner's finalizer schedules
+  their closing on their loops instead.
 
 A proxy named by ``HTTPS_PROXY`` / ``HTTP_PROXY`` (``NO_PROXY`` honoured), as
 httpx and the openai SDK read them, is looked up once per host and session
@@ -32,6 +37,7 @@ aiohttp is imported on the first call, so importing this module stays cheap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -72,6 +78,8 @@ class LoopSessions:
     def __init__(self) -> None:
         self._entries: dict[asyncio.AbstractEventLoop, _Entry] = {}
         self._lock = threading.Lock()
+        done = weakref.finalize(self, _close_all, self._entries)
+        done.atexit = False  # at exit the loops are gone, and their sessions with them
 
     def __len__(self) -> int:
         """How many loops have an open session (closed loops' are forgotten first)."""
@@ -103,6 +111,7 @@ class LoopSessions:
         keeper = _keep(weakref.ref(self), loop, session)
         await keeper.__anext__()  # now the loop knows it: its shutdown closes the session
         entry = _Entry(session, keeper)
+        _OPEN.setdefault(loop, set()).add(keeper)
         with self._lock:
             self._entries[loop] = entry
         self._sweep()
@@ -114,6 +123,7 @@ class LoopSessions:
         with self._lock:
             entry = self._entries.pop(loop, None)
         if entry is not None:
+            _OPEN.get(loop, set()).discard(entry.keeper)
             await entry.keeper.aclose()  # type: ignore[attr-defined]
 
     def _forget(self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
@@ -127,6 +137,29 @@ class LoopSessions:
         with self._lock:
             for loop in [lp for lp in self._entries if lp.is_closed()]:
                 del self._entries[loop]
+
+
+#: every open session's keeper, by loop (see the module): strong references, so that a
+#: backend collected in a cycle cannot take its sessions with it unclosed
+_OPEN: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[AsyncIterator[None]]] = (
+    weakref.WeakKeyDictionary()
+)
+#: the closing tasks scheduled by ``_close_all``, held until done
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _close_all(entries: dict[asyncio.AbstractEventLoop, _Entry]) -> None:
+    """A ``LoopSessions`` was collected unclosed: close its sessions on their loops."""
+    for loop, entry in list(entries.items()):
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing is open
+            loop.call_soon_threadsafe(_start_closing, loop, entry.keeper)
+
+
+def _start_closing(loop: asyncio.AbstractEventLoop, keeper: AsyncIterator[None]) -> None:
+    _OPEN.get(loop, set()).discard(keeper)
+    task = loop.create_task(keeper.aclose())  # type: ignore[attr-defined]
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 async def _keep(

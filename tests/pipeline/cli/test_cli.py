@@ -26,6 +26,7 @@ def fake() -> FakeProvider:  # type: ignore[misc]
         yield server
 
 
+@pytest.mark.e2e
 def test_run_streams_the_answer_to_stdout_and_usage_to_stderr(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,6 +56,22 @@ def test_run_streams_the_answer_to_stdout_and_usage_to_stderr(
     assert fake.requests[0].headers["authorization"] == "Bearer sk-from-env-not-real"
 
 
+@pytest.mark.e2e
+def test_run_shows_the_cost_on_its_end_line_when_the_price_is_known(
+    fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env-not-real")
+    fake.script(Reply.text("Hi", usage=UsageStep(1200, 30, cached_tokens=1000)))
+    args = ["run", "-m", "openai/gpt-4o-mini", "--api-base", fake.base_url, "hi"]
+    assert cli.main(args) == 0
+    # 200 input at $0.15 / M, 1000 cached at $0.075 / M, 30 output at $0.60 / M
+    assert " · model gpt-4o-mini · $0.000123 · " in capsys.readouterr().err
+    fake.script(Reply.text("Hi"))
+    assert cli.main(["run", "-m", "openai/fake", "--api-base", fake.base_url, "hi"]) == 0
+    assert "$" not in capsys.readouterr().err  # no known price: no cost shown
+
+
+@pytest.mark.e2e
 def test_run_reads_the_prompt_from_stdin(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,6 +86,7 @@ def test_run_reads_the_prompt_from_stdin(
     assert body["messages"][0]["content"].endswith("Please respond with a valid JSON object.")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("reply", "code"),
     [
@@ -100,6 +118,7 @@ def test_failures_exit_with_a_code_per_kind_and_one_clear_line(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("reply", "line"),
     [
@@ -122,6 +141,7 @@ def test_an_error_line_says_the_providers_words_once(
     assert capsys.readouterr().err == f"llmpipe: error: {line}\n"
 
 
+@pytest.mark.e2e
 def test_a_connection_failure_names_host_and_port_and_exits_8(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -165,6 +185,7 @@ def test_exit_codes_are_distinct() -> None:
     assert cli.exit_code(gave_up) == 8
 
 
+@pytest.mark.e2e
 def test_run_shows_reasoning_tool_calls_and_retries_apart_from_the_answer(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,6 +216,7 @@ def test_run_shows_reasoning_tool_calls_and_retries_apart_from_the_answer(
     )
 
 
+@pytest.mark.e2e
 def test_a_stream_broken_after_text_exits_6_keeping_what_was_printed(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -207,6 +229,7 @@ def test_a_stream_broken_after_text_exits_6_keeping_what_was_printed(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.e2e
 def test_debug_adds_the_traceback(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,6 +276,7 @@ def test_help_shows_examples() -> None:
 STAGES = ("normalize", "cache_tag", "retry", "tool_compat", "dispatch", "reassemble", "usage")
 
 
+@pytest.mark.e2e
 def test_demo_shows_streaming_a_tool_call_a_handled_429_a_retried_empty_answer_and_spans(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -277,12 +301,17 @@ def test_demo_shows_streaming_a_tool_call_a_handled_429_a_retried_empty_answer_a
     assert len(roots) == 2  # one trace per call (a call's retries are inside it)
     for name in (*STAGES, "empty_check"):
         assert re.search(rf"^[ │├└─]+{name}  ", out, re.MULTILINE), name
-    assert "· retry 1: rate_limited, waiting 0.40 s" in out
-    assert "EmptyResponse" in out  # the empty attempt, as an error span under retry
+    # each attempt a span under retry; a failed one says the cause and wait of what followed
+    assert re.search(r"^      ├─ attempt 1  [\d.]+ ms  error  RateLimited$", out, re.MULTILINE)
+    assert re.search(r"^      │  │  · retry: rate_limited, waiting 0.40 s$", out, re.MULTILINE)
+    assert re.search(r"^      └─ attempt 2  [\d.]+ ms  ok$", out, re.MULTILINE)
+    assert re.search(r"^      ├─ attempt 1  [\d.]+ ms  error  EmptyResponse$", out, re.MULTILINE)
+    assert re.search(r"^      │  │  · retry: empty, waiting 0.30 s$", out, re.MULTILINE)
     # each tree follows the conversation turn it belongs to
     assert out.index("finish> tool_calls") < out.index(roots[0]) < out.index("tool> get_weather")
 
 
+@pytest.mark.e2e
 def test_run_with_trace_console_puts_the_tree_on_stderr_after_the_answer(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,6 +344,7 @@ def test_debug_and_trace_go_before_or_after_the_command(argv: list[str]) -> None
     assert (getattr(args, "debug", False), getattr(args, "trace", None)) == (True, "console")
 
 
+@pytest.mark.e2e
 def test_run_with_trace_otlp_exports_the_call_to_the_collector(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

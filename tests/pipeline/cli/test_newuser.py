@@ -25,6 +25,7 @@ def _no_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("backend", ["auto", "litellm"])
 def test_a_local_server_needs_no_key_and_no_prefix(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], backend: str
@@ -43,6 +44,7 @@ def test_a_local_server_needs_no_key_and_no_prefix(
         assert sent.headers["authorization"] == "Bearer no-key"
 
 
+@pytest.mark.e2e
 def test_the_key_comes_from_the_variable_api_key_env_names(
     fake: FakeProvider, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -54,6 +56,7 @@ def test_the_key_comes_from_the_variable_api_key_env_names(
     assert "sk-local" not in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_batch_takes_api_key_env_too(
     fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,6 +155,7 @@ def test_out_of_range_numbers_are_refused_by_the_parser(
     assert not (tmp_path / "out.jsonl").exists()
 
 
+@pytest.mark.e2e
 def test_a_batch_against_a_dead_port_stops_at_once_and_resumes(
     fake: FakeProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -83,6 +83,7 @@ async def test_the_replay_dispatch_plays_the_chunks_for_every_request() -> None:
         assert texts == ["Hel", "lo"]
 
 
+@pytest.mark.e2e
 async def test_a_real_empty_answer_dump_replays_to_the_same_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

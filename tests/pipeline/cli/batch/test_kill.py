@@ -192,6 +192,7 @@ def test_a_batch_through_litellm_retries_a_429_and_reports_progress(
         "output_tokens": 3,
         "cached_tokens": 0,
         "source": "provider",
+        "cost_usd": None,  # the fake model has no known price
     }
     err = capsys.readouterr().err
     assert re.search(r"12 of 12 run \(12 ok, 0 failed\) in [\d.]+s", err)

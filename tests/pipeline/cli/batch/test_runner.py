@@ -146,7 +146,13 @@ async def test_every_line_runs_n_at_a_time_and_becomes_one_result_line(tmp_path:
         "reasoning": "",
         "tool_calls": [],
         "stop_reason": "stop",
-        "usage": {"input_tokens": 10, "output_tokens": 5, "cached_tokens": 0, "source": "provider"},
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cached_tokens": 0,
+            "source": "provider",
+            "cost_usd": None,  # openai/m has no known price
+        },
         "model": "openai/m",
         "attempts": 1,
         "error": None,
