@@ -34,8 +34,10 @@ exit path. So a backend only translates:
 
 A backend that needs a moment before it can send at all (the litellm
 backend imports litellm, seconds the first time) may also have ``async def
-prepare(self) -> None`` (``Preparing``): dispatch awaits it before each
-request, outside the timeouts, so that moment is never taken for a stall.
+prepare(self, request, ctx) -> None`` (``Preparing``): dispatch awaits it
+before each request, outside the timeouts, so that moment is never taken for
+a stall. It gets the request, so a backend that routes requests (``"auto"``)
+prepares only the backend that will send this one.
 """
 
 from __future__ import annotations
@@ -74,4 +76,4 @@ class Backend(Protocol):
 class Preparing(Protocol):
     """A backend's optional ``prepare``: made ready to send, before the timeouts start."""
 
-    async def prepare(self) -> None: ...
+    async def prepare(self, request: Request, ctx: Context) -> None: ...

@@ -98,8 +98,11 @@ class Pipeline:
         retry(tool_compat(dispatch) -> reassemble -> usage -> empty_check)).
 
         Takes the keyword options of ``Pipeline()`` (``policy=``, ``sleep=``,
-        ``limits=``, ...), ``backend=``: what dispatch sends through
-        (``pipeline.backend.Backend``; default: LiteLLM), and ``fallbacks=``
+        ``limits=``, ...), ``backend=``: what dispatch sends through: ``"auto"``
+        (the default: direct HTTP where the provider profile says the endpoint
+        speaks OpenAI chat-completions, litellm everywhere else), ``"litellm"``
+        (litellm for everything), ``"openai"`` (direct for everything), or a
+        ``pipeline.backend.Backend``; and ``fallbacks=``
         (``pipeline.fallbacks.Target``s, or dicts of their fields) with
         ``fallback_policy=`` (``FallbackPolicy``): the targets every call
         moves on to when its model fails before content.

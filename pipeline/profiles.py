@@ -16,6 +16,11 @@ A row holds facts about the provider, never a client library's way of
 saying them: which API an endpoint speaks is ``api``; how litellm is told
 (``anthropic/``, ``ollama_chat/``, ``openai/`` prefixes) is the litellm
 backend's business (``stages.dispatch.litellm.routing``).
+
+Whether an endpoint speaks OpenAI chat-completions, and how to reach it
+without a client library, is a fact here too (``Profile.chat_completions``):
+where it does, the direct backend can send to it (``stages.dispatch.openai``),
+and ``backend="auto"`` does.
 """
 
 from __future__ import annotations
@@ -26,12 +31,48 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["DEFAULT", "OPENAI_COMPATIBLE", "PROFILES", "Api", "Profile", "api_base_for", "resolve"]
+__all__ = [
+    "DEFAULT",
+    "OPENAI_COMPATIBLE",
+    "PROFILES",
+    "Api",
+    "ChatCompletions",
+    "Profile",
+    "api_base_for",
+    "resolve",
+]
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 #: the wire APIs a profile may say its endpoint speaks
 Api = Literal["openai", "anthropic", "ollama"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCompletions:
+    """How to reach a provider's OpenAI chat-completions endpoint directly.
+
+    - ``base``: the endpoint's base URL when the request has no ``api_base``
+      (``None``: the request must give one); the environment variables in
+      ``base_env``, when set, win over it, as they do for the provider's SDK;
+    - ``key_env``: the variable that holds the key when the request has none;
+      ``key_required``: without a key nothing is sent (``AuthenticationFailed``),
+      as litellm does for these providers; a local server needs none;
+    - ``strip_prefix``: the model prefix that names the provider for litellm
+      (``groq/``), which the endpoint itself does not take;
+    - ``provider``: the name errors carry (``ProviderError.provider``);
+    - ``max_tokens_field``: the field ``max_tokens`` is sent as when the
+      request goes to ``base`` (OpenAI's own endpoint takes only
+      ``max_completion_tokens`` for its reasoning models).
+    """
+
+    base: str | None = None
+    base_env: tuple[str, ...] = ()
+    key_env: str | None = "OPENAI_API_KEY"
+    key_required: bool = True
+    strip_prefix: str = ""
+    provider: str = "openai"
+    max_tokens_field: str = "max_tokens"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +101,10 @@ class Profile:
       back (``reasoning_content``, as ``Response.to_message()`` writes it);
       everywhere else ``normalize`` strips it, since strict OpenAI-compatible
       servers reject unknown message fields.
+    - ``chat_completions``: the endpoint speaks OpenAI chat-completions, and
+      this is how to reach it without litellm (``None``: only through
+      litellm). Set only where it was checked against the provider's real
+      streams (``tests/fixtures/realstreams``) and its documented API.
     """
 
     name: str
@@ -76,6 +121,7 @@ class Profile:
     default_system: str | None = None
     tool_compat_errors: tuple[str, ...] = ()
     echo_reasoning: bool = False
+    chat_completions: ChatCompletions | None = None
 
     @property
     def tool_compat(self) -> bool:
@@ -92,6 +138,17 @@ PROFILES: tuple[Profile, ...] = (
         drop_params=frozenset({"max_tokens", "stream_options"}),
         extra_params=MappingProxyType({"store": False}),
         default_system="You are a helpful assistant.",
+    ),
+    # OpenAI itself (an explicit api_base still wins over its endpoint).
+    Profile(
+        "openai",
+        prefixes=("openai/",),
+        chat_completions=ChatCompletions(
+            base="https://api.openai.com/v1",
+            base_env=("OPENAI_BASE_URL", "OPENAI_API_BASE"),
+            strip_prefix="openai/",
+            max_tokens_field="max_completion_tokens",
+        ),
     ),
     Profile("anthropic", prefixes=("anthropic/", "claude-"), cache_control=True),
     # Kimi for Coding speaks Anthropic's API at /coding; clients append
@@ -118,6 +175,12 @@ PROFILES: tuple[Profile, ...] = (
         prefixes=("openrouter/",),
         base_markers=("openrouter.ai/api/v1",),
         default_api_base="https://openrouter.ai/api/v1",
+        chat_completions=ChatCompletions(
+            base="https://openrouter.ai/api/v1",
+            key_env="OPENROUTER_API_KEY",
+            strip_prefix="openrouter/",
+            provider="openrouter",
+        ),
         cache_routes=("anthropic/", "google/gemini", "z-ai/", "minimax/"),
         tool_compat_errors=(
             "no endpoints found that support tool use",
@@ -128,8 +191,28 @@ PROFILES: tuple[Profile, ...] = (
     # Thinking models that call tools need their reasoning back on the next
     # turn (without it DeepSeek refuses, Moonshot degrades; litellm then
     # sends a blank placeholder).
-    Profile("deepseek", prefixes=("deepseek/",), echo_reasoning=True),
+    Profile(
+        "deepseek",
+        prefixes=("deepseek/",),
+        echo_reasoning=True,
+        chat_completions=ChatCompletions(
+            base="https://api.deepseek.com",
+            key_env="DEEPSEEK_API_KEY",
+            strip_prefix="deepseek/",
+            provider="deepseek",
+        ),
+    ),
     Profile("moonshot", prefixes=("moonshot/",), echo_reasoning=True),
+    Profile(
+        "groq",
+        prefixes=("groq/",),
+        chat_completions=ChatCompletions(
+            base="https://api.groq.com/openai/v1",
+            key_env="GROQ_API_KEY",
+            strip_prefix="groq/",
+            provider="groq",
+        ),
+    ),
     # Ollama's own API; chat, not completion.
     Profile("ollama", prefixes=("ollama/",), api="ollama"),
 )
@@ -137,7 +220,11 @@ PROFILES: tuple[Profile, ...] = (
 DEFAULT = Profile("default")
 
 #: an explicit ``api_base`` that no row claims: an OpenAI-compatible server
-OPENAI_COMPATIBLE = Profile("openai_compatible", api="openai")
+OPENAI_COMPATIBLE = Profile(
+    "openai_compatible",
+    api="openai",
+    chat_completions=ChatCompletions(key_required=False),
+)
 
 
 def resolve(model: str, api_base: str | None = None) -> Profile:

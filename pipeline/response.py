@@ -27,6 +27,7 @@ from pipeline.events import (
     ToolCall,
     UsageSource,
 )
+from pipeline.pieces import Pieces
 from pipeline.request import openai_tool_calls
 
 __all__ = ["Response", "ResponseBuilder", "Usage", "tool_result"]
@@ -88,15 +89,16 @@ class ResponseBuilder:
     ``delivered`` says whether any of it was (text, reasoning or a tool call:
     what a consumer may already have shown or acted on), ``finish`` is the
     ``Finish`` once it came, and ``retries`` counts ``Retrying`` events.
-    ``build()`` is the ``Response``. Text is kept as its pieces and joined
-    when read, so feeding costs the same for every delta.
+    ``build()`` is the ``Response``. Text is kept as ``Pieces`` and joined
+    when read, so feeding costs the same for every delta, and a long stream
+    holds its characters, not an object per delta.
     """
 
     __slots__ = ("_reasoning", "_text", "delivered", "finish", "retries", "tool_calls")
 
     def __init__(self) -> None:
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
+        self._text = Pieces()
+        self._reasoning = Pieces()
         self.tool_calls: list[ToolCall] = []
         self.finish: Finish | None = None
         self.retries = 0
@@ -120,11 +122,11 @@ class ResponseBuilder:
 
     @property
     def text(self) -> str:
-        return "".join(self._text)
+        return str(self._text)
 
     @property
     def reasoning(self) -> str:
-        return "".join(self._reasoning)
+        return str(self._reasoning)
 
     def build(self) -> Response:
         """The answer so far as a ``Response`` (usage and stop reason from ``Finish``)."""

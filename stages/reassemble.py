@@ -7,6 +7,9 @@ emits: ``TextDelta`` and ``ReasoningDelta`` at once, as chunks arrive; after
 passes through: chunks that carry usage (for ``usage``), every other event
 buffers: tool-call fragments (a call is complete only at the end)
 
+``Finish.model`` is the first model a chunk names (a trailing usage chunk
+may name another: litellm's says the requested name), else the request's.
+
 When a tool call's arguments cannot be parsed even after repair, it raises
 ``MalformedToolCall`` before emitting any ``ToolCall``: a consumer never acts
 on half of a parallel batch.
@@ -18,6 +21,7 @@ from collections.abc import AsyncIterator
 
 from pipeline.context import Context
 from pipeline.events import Chunk, Event, Finish, ReasoningDelta, TextDelta, TextEnd
+from pipeline.pieces import Pieces
 from pipeline.runner import closing
 from pipeline.secrets import guard_logger
 from pipeline.stage import Stage, stage
@@ -30,7 +34,7 @@ log = guard_logger("llmpipe.reassemble")
 
 def reassemble() -> Stage:
     async def run(upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
-        text: list[str] = []
+        text = Pieces()  # the characters, not an object per delta
         calls = ToolCallAssembler()
         finish_reason: str | None = None
         model = ""
@@ -48,13 +52,13 @@ def reassemble() -> Stage:
                     calls.add(frag)
                 if ev.finish_reason and finish_reason is None:
                     finish_reason = ev.finish_reason
-                if ev.model:
+                if ev.model and not model:  # the first model named is the one that answered
                     model = ev.model
                 if ev.usage is not None:
                     yield ev
         tool_calls = calls.finish()
         if text:
-            yield TextEnd(text="".join(text))
+            yield TextEnd(text=str(text))
         for call in tool_calls:
             if call.repaired:
                 log.warning("repaired truncated arguments of tool call %r (%s)", call.name, call.id)

@@ -16,7 +16,9 @@
   doubles, which run the real dispatch stage) are composition roots: they
   may import ``stages`` and ``telemetry``; only the CLI imports the CLI;
 - only ``stages/dispatch/litellm/`` imports ``litellm``; only ``telemetry/``
-  imports ``opentelemetry``.
+  imports ``opentelemetry``; only the two HTTP backends,
+  ``stages/dispatch/litellm/`` and ``stages/dispatch/openai/``, import
+  ``aiohttp`` (so ``import pipeline`` never loads it).
 """
 
 import ast
@@ -35,6 +37,7 @@ APPLICATION = ("pipeline/cli/",)
 DOUBLES = ("pipeline/testing/",)
 EDGE = ("pipeline/compat/",)
 LITELLM_HOME = "stages/dispatch/litellm/"
+AIOHTTP_HOMES = (LITELLM_HOME, "stages/dispatch/openai/")
 
 
 def imports_of(path: Path) -> set[str]:
@@ -79,6 +82,10 @@ NOT_CORE = {"stages", "telemetry", "pipeline.cli", "pipeline.testing", "pipeline
 
 def forbidden(rel: str) -> set[str]:
     """What ``rel`` must not import, by the folder it is in."""
+    return _forbidden(rel) | (set() if rel.startswith(AIOHTTP_HOMES) else {"aiohttp"})
+
+
+def _forbidden(rel: str) -> set[str]:
     if rel.startswith(APPLICATION):
         return {"pipeline.compat", "litellm", "opentelemetry"}
     if rel.startswith(DOUBLES):
@@ -138,3 +145,6 @@ def test_a_rule_broken_is_caught() -> None:
     assert "stages" in forbidden("telemetry/spans.py")
     assert "opentelemetry" in forbidden("pipeline/cli/run.py")
     assert "telemetry" in forbidden("pipeline/compat/provider.py")
+    assert "aiohttp" in forbidden("stages/dispatch/http.py")
+    assert "aiohttp" in forbidden("pipeline/pipeline.py")
+    assert "aiohttp" not in forbidden("stages/dispatch/openai/sessions.py")

@@ -1,7 +1,9 @@
 """``llmpipe demo``: a scripted session through the full default pipeline, offline.
 
 The built-in fake provider plays the model on 127.0.0.1; everything else is
-the real thing: litellm, HTTP, streaming, every stage. The script shows what
+the real thing: HTTP, streaming, every stage, and the backend the default
+pipeline chooses (direct HTTP, since the fake speaks OpenAI chat-completions;
+``--backend litellm`` for litellm). The script shows what
 the pipeline is for: text streamed as it arrives, a tool call, a 429 with
 ``retry-after-ms`` that the retry stage waits out, and an empty answer that
 it asks again for. It takes about two seconds (the waits are real, and short).
@@ -15,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
-from pipeline.cli.shared import load_provider, pipeline_for
+from pipeline.cli.shared import pipeline_for, prepare
 from pipeline.events import Finish, ReasoningDelta, Retrying, TextDelta, ToolCall
 from pipeline.pipeline import Pipeline
 from pipeline.policy import RetryPolicy
@@ -110,13 +112,16 @@ async def run_demo(
     *,
     pipe: Pipeline | None = None,
     prepare: Callable[[], Awaitable[object]] | None = None,
+    loading: bool = False,
 ) -> int:
     """Run the session, printing it to ``out``; ``prepare`` runs first (the CLI
-    imports litellm there, so the session's timings are the calls' own)."""
+    imports litellm there when the pipeline sends through it, so the session's
+    timings are the calls' own; ``loading`` says so first)."""
     pipe = pipe or Pipeline.default(policy=POLICY)
     if prepare is not None:
-        out.write("llmpipe demo: loading litellm...\n")
-        out.flush()
+        if loading:
+            out.write("llmpipe demo: loading litellm...\n")
+            out.flush()
         await prepare()
     with FakeProvider() as fake:
         fake.script(*(reply for reply, _ in SCRIPT))
@@ -229,4 +234,8 @@ _REASONS = {
 async def demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The ``llmpipe demo`` command: the session on the default pipeline, ``--trace`` applied."""
     async with pipeline_for(args, policy=POLICY) as pipe:
-        return await run_demo(out, pipe=pipe, prepare=lambda: load_provider(err))
+        # the fake provider speaks OpenAI chat-completions: "auto" sends to it directly
+        loading = args.backend == "litellm"
+        return await run_demo(
+            out, pipe=pipe, prepare=lambda: prepare(args, MODEL, None, err), loading=loading
+        )

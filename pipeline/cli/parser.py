@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--show-request", action="store_true", help="also print the recorded request as JSON"
     )
 
-    command(
+    demo = command(
         "demo",
         "a scripted session against the built-in fake provider (offline)",
         "Start the built-in fake provider on 127.0.0.1 and run a short scripted session"
@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
         " No keys, no network.",
         DEMO_EXAMPLES,
     )
+    _backend_option(demo)
     return parser
 
 
@@ -282,9 +283,21 @@ def _request_options(p: argparse.ArgumentParser, *, model_required: bool) -> Non
         help="read the API key from the environment variable NAME (default: the provider's"
         " usual variable, e.g. OPENAI_API_KEY)",
     )
+    _backend_option(p)
     # A key on the command line is visible to every user (ps, shell history): refused,
     # without repeating it (argparse would quote the "unrecognized argument").
     p.add_argument("--api-key", action=_RefuseKey, nargs="?", help=argparse.SUPPRESS)
+
+
+def _backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=("auto", "litellm", "openai"),
+        default="auto",
+        help="what sends the requests: auto (the default: direct HTTP to endpoints that speak"
+        " OpenAI chat-completions, litellm for the rest), litellm (always), openai (always"
+        " direct HTTP)",
+    )
 
 
 def _retry_option(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from typing import TextIO
 
 from pipeline import errors
 from pipeline.cli.render import RunView
-from pipeline.cli.shared import load_provider, pipeline_for
+from pipeline.cli.shared import pipeline_for, prepare
 from pipeline.request import Request
 
 __all__ = ["run"]
@@ -28,7 +28,7 @@ async def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         api_base=args.api_base,
         api_key=args.api_key,
     )
-    await load_provider(err)  # first, so neither the timings nor --trace count the import
+    await prepare(args, request.model, request.api_base, err)
     view = RunView(out, err)
     started = time.monotonic()
     try:

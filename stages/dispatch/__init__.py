@@ -28,10 +28,12 @@ here, once:
 - ``pipeline.errors`` from the backend pass as they are (translating foreign
   exceptions is the backend's job); anything else passes untouched, a bug.
 
-The backends: ``stages.dispatch.litellm`` (LiteLLM), ``stages.dispatch.replay``
-(a dump's chunks), ``pipeline.testing``'s scripted and function-driven
-doubles; ``stages.dispatch.simulated`` wraps any of them for providers whose
-streaming is broken.
+The backends: ``stages.dispatch.litellm`` (LiteLLM), ``stages.dispatch.openai``
+(direct HTTP to OpenAI-compatible endpoints), ``stages.dispatch.replay`` (a
+dump's chunks), ``pipeline.testing``'s scripted and function-driven doubles;
+``stages.dispatch.auto`` routes each request to the direct backend or to
+litellm by its provider profile, and ``stages.dispatch.simulated`` wraps any
+of them for providers whose streaming is broken.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class Dispatch(Generic[B]):
                     yield ev
                     continue
                 if self._prepare is not None:  # before the clock starts
-                    await self._prepare()
+                    await self._prepare(ev, ctx)
                 health = ctx.health
                 if health is not None:
                     health.admit()

@@ -49,9 +49,9 @@ class Simulated:
     def send(self, request: Request, ctx: Context, *, stream: bool = True) -> AsyncIterator[Chunk]:
         return self.inner.send(request, ctx, stream=stream and not self.when(ctx))
 
-    async def prepare(self) -> None:
+    async def prepare(self, request: Request, ctx: Context) -> None:
         if isinstance(self.inner, Preparing):
-            await self.inner.prepare()
+            await self.inner.prepare(request, ctx)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

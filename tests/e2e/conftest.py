@@ -1,4 +1,10 @@
-"""End-to-end fixtures: one loopback fake provider per test session, reset per test."""
+"""End-to-end fixtures: one loopback fake provider per test session, reset per test.
+
+The ``pipe`` and ``no_retry`` pipelines send through litellm (``backend="litellm"``):
+these tests are real litellm over real HTTP. The direct backend has its own
+(``test_direct_e2e.py``), and both run every scenario side by side in
+``test_equivalence_e2e.py`` and on the recorded streams in ``test_realstreams_e2e.py``.
+"""
 
 from __future__ import annotations
 
@@ -41,14 +47,14 @@ def clock() -> FakeClock:
 @pytest.fixture
 def pipe(clock: FakeClock) -> Pipeline:
     """The default pipeline, on virtual time: backoffs are recorded, not waited."""
-    return Pipeline.default(sleep=clock.sleep, clock=clock.time)
+    return Pipeline.default(sleep=clock.sleep, clock=clock.time, backend="litellm")
 
 
 @pytest.fixture
 def no_retry(clock: FakeClock) -> Pipeline:
     """The default pipeline with every retry budget at zero."""
     policy = RetryPolicy(rate_limit_retries=0, transient_retries=0, empty_retries=0)
-    return Pipeline.default(sleep=clock.sleep, clock=clock.time, policy=policy)
+    return Pipeline.default(sleep=clock.sleep, clock=clock.time, policy=policy, backend="litellm")
 
 
 def fields_for(fake: FakeProvider, **fields: Any) -> dict[str, Any]:
@@ -74,5 +80,6 @@ async def warm_up(fake: FakeProvider) -> None:
     loop; a test that times calls makes that call first, untimed."""
     await import_litellm()
     fake.script(Reply.text("warm"))
-    await Pipeline.default().acomplete(fields_for(fake, api_key="sk-warm-up-key"))
+    async with Pipeline.default(backend="litellm") as pipe:
+        await pipe.acomplete(fields_for(fake, api_key="sk-warm-up-key"))
     fake.reset()

@@ -1,12 +1,22 @@
-"""Early exits close the HTTP response: the provider sees the connection close within 1 s."""
+"""Early exits close the HTTP response: the provider sees the connection close within 1 s.
+
+Through both backends: litellm's, and the direct one's own connection pool.
+"""
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
 from pipeline import Pipeline
 from pipeline.events import TextDelta
-from pipeline.testing import FakeProvider, Reply, Stall, Text
+from pipeline.testing import FakeClock, FakeProvider, Reply, Stall, Text
+
+
+@pytest.fixture(params=["litellm", "openai"])
+async def pipe(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[Pipeline]:
+    async with Pipeline.default(sleep=clock.sleep, clock=clock.time, backend=request.param) as p:
+        yield p
 
 
 def stalling_reply() -> Reply:

@@ -3,19 +3,25 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from pipeline import Pipeline
 from pipeline.policy import RetryPolicy
 from pipeline.testing import FakeClock, FakeProvider, Reply
 
 
+@pytest.mark.parametrize("backend", ["litellm", "openai"])
 async def test_rate_limit_and_empty_answers_are_dumped(
-    fake: FakeProvider, clock: FakeClock, request_to, tmp_path: Path
+    fake: FakeProvider, clock: FakeClock, request_to, tmp_path: Path, backend: str
 ) -> None:
     fake.script(
         Reply.error(429, "slow down", headers={"retry-after": "1"}), Reply.empty(), Reply.text("ok")
     )
     p = Pipeline.default(
-        sleep=clock.sleep, clock=clock.time, policy=RetryPolicy(dump_dir=tmp_path / "dumps")
+        sleep=clock.sleep,
+        clock=clock.time,
+        policy=RetryPolicy(dump_dir=tmp_path / "dumps"),
+        backend=backend,
     )
     resp = await p.acomplete(request_to(system="be brief"))
     assert resp.text == "ok"

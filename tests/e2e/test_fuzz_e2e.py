@@ -21,7 +21,6 @@ import json
 import random
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,8 +32,8 @@ from pipeline.testing import Drop, FakeProvider, Raw, RecordedRequest, Reply, St
 from pipeline.testing.fakeprovider import Step
 from stages.dispatch.litellm import close_loop_clients
 from tests.e2e.conftest import warm_up
+from tests.e2e.realstreams import ROOT, body_events, recordings
 
-ROOT = Path(__file__).parent.parent / "fixtures" / "realstreams"
 FUZZ_CASES = 300
 SEED = 20251201
 FIRST_S, IDLE_S = 1.0, 1.0
@@ -66,27 +65,6 @@ TOOLS = [
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Pydantic serializer warnings:UserWarning", "ignore::RuntimeWarning"
 )
-
-
-def recordings() -> list[dict[str, Any]]:
-    index: list[dict[str, Any]] = json.loads((ROOT / "index.json").read_text())
-    return index
-
-
-def body_events(entry: dict[str, Any]) -> list[bytes]:
-    """The recording as the provider sent it, one SSE event per item (README rules)."""
-    data = (ROOT / entry["file"]).read_bytes()
-    if entry["framing"] == "raw-sse":
-        parts = data.split(b"\n\n")
-        events = [p + b"\n\n" for p in parts[:-1]]
-        return events + ([parts[-1]] if parts[-1] else [])
-    lines = [line for line in data.split(b"\n") if line]
-    if entry["format"] == "openai":
-        return [b"data: " + line + b"\n\n" for line in lines] + [b"data: [DONE]\n\n"]
-    return [
-        b"event: " + json.loads(line)["type"].encode() + b"\ndata: " + line + b"\n\n"
-        for line in lines
-    ]
 
 
 def tools_for(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -317,7 +295,9 @@ async def run_case(
     return outcome, time.monotonic() - start
 
 
-async def test_mutated_real_streams_always_end_typed(fake: FakeProvider) -> None:
+@pytest.mark.parametrize("backend", ["litellm", "auto"])
+async def test_mutated_real_streams_always_end_typed(fake: FakeProvider, backend: str) -> None:
+    """``auto``: the OpenAI-format cases through the direct backend, the rest through litellm."""
     all_cases = cases()
     assert len(all_cases) == FUZZ_CASES
     replies = {f"case-{n}": reply for n, (_, _, reply, _) in enumerate(all_cases)}
@@ -328,13 +308,14 @@ async def test_mutated_real_streams_always_end_typed(fake: FakeProvider) -> None
     await warm_up(fake)
     fake.respond_with(respond)
     pipe = Pipeline.default(
+        backend=backend,
         policy=RetryPolicy(
             rate_limit_retries=0,
             transient_retries=0,
             empty_retries=0,
             first_chunk_timeout_s=FIRST_S,
             idle_timeout_s=IDLE_S,
-        )
+        ),
     )
     kinds: Counter[str] = Counter()
     slowest = 0.0
@@ -366,6 +347,7 @@ async def test_mutated_real_streams_always_end_typed(fake: FakeProvider) -> None
             _, still = await asyncio.wait(pending, timeout=2.0)
             assert not still, f"cases {batch}..{batch + AT_ONCE} left tasks pending: {still}"
         assert time.monotonic() - run_start < RUN_BOUND_S
+    await pipe.aclose()
     await close_loop_clients()
     # the fuzz reached both outcomes, and several kinds of error
     assert kinds["Response"] > 0 and sum(kinds.values()) == FUZZ_CASES

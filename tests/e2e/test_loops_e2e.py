@@ -34,15 +34,16 @@ async def test_complete_inside_a_loop_leaves_that_loops_connections_usable(
     assert len(fake.requests) == 3
 
 
+@pytest.mark.parametrize("backend", ["litellm", "openai"])
 async def test_many_loops_and_threads_at_once_all_succeed(
-    fake: FakeProvider, request_to, caplog: pytest.LogCaptureFixture
+    fake: FakeProvider, request_to, caplog: pytest.LogCaptureFixture, backend: str
 ) -> None:  # type: ignore[no-untyped-def]
     """The caller's loop, two threads calling ``complete()``, and a second
     ``asyncio.run`` on a thread: each makes a call, all wait until every first
     call (and so every loop release) is done, then each makes several more."""
     fake.respond_with(lambda r: Reply.text("ok"))
     no_retries = RetryPolicy(rate_limit_retries=0, transient_retries=0, empty_retries=0)
-    p = Pipeline.default(policy=no_retries)  # a failure surfaces at once, typed
+    p = Pipeline.default(policy=no_retries, backend=backend)  # a failure surfaces at once
     req = request_to()
     everyone_called = threading.Barrier(4, timeout=60)
     results: dict[str, list[str]] = defaultdict(list)
@@ -96,6 +97,7 @@ async def test_many_loops_and_threads_at_once_all_succeed(
     }
     assert len(fake.requests) == 4 * (CALLS + 1) + 1
     assert "client has been closed" not in caplog.text
+    await p.aclose()
 
 
 async def test_a_closed_client_is_an_internal_error_raised_at_once(
@@ -120,16 +122,22 @@ async def test_a_closed_client_is_an_internal_error_raised_at_once(
 
 
 @pytest.mark.parametrize(
-    ("model", "root"),
-    [("openai/fake-model", False), ("anthropic/claude-test", True)],
-    ids=["openai", "anthropic"],
+    ("model", "root", "backend"),
+    [
+        ("openai/fake-model", False, "litellm"),
+        ("anthropic/claude-test", True, "litellm"),
+        ("openai/fake-model", False, "openai"),
+    ],
+    ids=["openai", "anthropic", "direct"],
 )
 async def test_each_loop_that_ends_closes_the_connections_it_opened(
-    pipe: Pipeline, fake: FakeProvider, request_to, model: str, root: bool
+    fake: FakeProvider, request_to, model: str, root: bool, backend: str
 ) -> None:  # type: ignore[no-untyped-def]
     """Each ``complete()`` here runs on a loop of its own; when it ends, its
     connections are closed, including those of litellm's module-level client,
-    which Anthropic calls use from every loop."""
+    which Anthropic calls use from every loop (and the direct backend's session
+    for that loop)."""
+    pipe = Pipeline.default(backend=backend)
     fake.respond_with(lambda r: Reply.text("ok"))
     req = request_to(model=model, **({"api_base": fake.root_url} if root else {}))
     for _ in range(3):

@@ -84,6 +84,7 @@ def span_texts(exporter: InMemorySpanExporter) -> list[str]:
     return [span.to_json() for span in exporter.get_finished_spans()]
 
 
+@pytest.mark.parametrize("backend", ["litellm", "openai"])
 @pytest.mark.parametrize("shape", list(KEYS))
 @pytest.mark.parametrize(
     "scenario", ["401", "500", "429", "html-502", "html-200", "sse-error", "error-after-text"]
@@ -95,17 +96,19 @@ async def test_no_canary_anywhere(
     spans: InMemorySpanExporter,
     shape: str,
     scenario: str,
+    backend: str,
 ) -> None:
     key, secret = KEYS[shape]
     secrets = [secret, OTHER[1], BEARER[1]]
     caplog.set_level(logging.DEBUG)
-    for name in ("LiteLLM", "openai", "httpx"):
+    for name in ("LiteLLM", "openai", "httpx", "aiohttp", "aiohttp.client"):
         caplog.set_level(logging.DEBUG, logger=name)
     fake.respond_with(lambda r: replies(key)[scenario])
     clock = FakeClock()
     tracer = TracerProvider()
     tracer.add_span_processor(SimpleSpanProcessor(spans))
     pipe = Pipeline.default(
+        backend=backend,
         sleep=clock.sleep,
         clock=clock.time,
         instrument=TelemetryInstrument(tracer_provider=tracer, capture_content=True),

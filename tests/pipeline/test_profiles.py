@@ -22,7 +22,11 @@ from pipeline.profiles import DEFAULT, PROFILES, api_base_for, resolve
         ("ollama/llama3", None, "ollama"),
         ("openai/gpt-5-codex", "https://chatgpt.com/backend-api/codex", "codex"),
         ("anthropic/claude-x", "https://chatgpt.com/backend-api/codex", "codex"),
-        ("openai/gpt-4o-mini", None, "default"),
+        ("openai/gpt-4o-mini", None, "openai"),
+        ("openai/gpt-4o-mini", "http://127.0.0.1:8000/v1", "openai"),
+        ("groq/llama-3.1-8b-instant", None, "groq"),
+        ("deepseek/deepseek-chat", None, "deepseek"),
+        ("gpt-4o-mini", None, "default"),
         # an explicit base no row claims: an OpenAI-compatible server
         ("gpt-4o-mini", "https://my-proxy.example/v1", "openai_compatible"),
         ("any-model", "http://127.0.0.1:8000/v1", "openai_compatible"),
@@ -39,6 +43,7 @@ def test_rows_are_found_by_prefix_or_base(model: str, api_base: str | None, name
 def test_every_row_is_pinned_here() -> None:
     assert [p.name for p in PROFILES] == [
         "codex",
+        "openai",
         "anthropic",
         "kimi",
         "minimax",
@@ -46,6 +51,7 @@ def test_every_row_is_pinned_here() -> None:
         "openrouter",
         "deepseek",
         "moonshot",
+        "groq",
         "ollama",
     ]
 
@@ -122,3 +128,17 @@ def test_streaming_and_tool_compat_rows() -> None:
     assert all(p.streaming == "stream" for p in PROFILES if p.name != "minimax")
     assert [p.name for p in PROFILES if p.tool_compat] == ["openrouter"]
     assert DEFAULT.tool_compat is False
+
+
+def test_the_rows_that_speak_openai_chat_completions() -> None:
+    """The direct backend (and ``backend="auto"``) goes only where a row says so."""
+    assert [p.name for p in PROFILES if p.chat_completions] == [
+        "openai",
+        "openrouter",
+        "deepseek",
+        "groq",
+    ]
+    local = resolve("any-model", "http://127.0.0.1:8000/v1").chat_completions
+    assert local is not None and local.base is None and not local.key_required
+    assert DEFAULT.chat_completions is None
+    assert resolve("anthropic/claude-x", "http://127.0.0.1:8000/v1").chat_completions is None

@@ -22,6 +22,20 @@ async def test_text_deltas_then_text_end_then_finish() -> None:
     ]
 
 
+async def test_the_model_is_the_first_one_a_chunk_names() -> None:
+    """The provider names the model that answered on its chunks; litellm's trailing
+    usage chunk names the requested one instead, which must not win."""
+    out = await run_stage(
+        reassemble(),
+        [
+            Chunk(text="Hi", model="gpt-4o-2024-08-06"),
+            Chunk(finish_reason="stop", model="gpt-4o-2024-08-06"),
+            Chunk(usage=USAGE, model="gpt-4o"),
+        ],
+    )
+    assert out[-1] == Finish(stop_reason="stop", model="gpt-4o-2024-08-06")
+
+
 async def test_text_is_sent_before_the_stream_ends() -> None:
     src = Source([Chunk(text="first"), Chunk(text="second"), Chunk(finish_reason="stop")])
     events = reassemble()(src(), make_ctx())

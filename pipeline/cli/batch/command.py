@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pipeline.cli.batch.input import Defaults
-from pipeline.cli.shared import load_provider, pipeline_for, policy_for
+from pipeline.cli.shared import pipeline_for, policy_for, prepare
 from pipeline.errors import InvalidRequest
 from pipeline.limits import UsageLimits
 
@@ -74,11 +74,15 @@ async def _run(
     if args.engine == "local":
         async with pipeline_for(args) as pipe:
             return await run_batch(
-                config, pipe, err=err, prepare=lambda: load_provider(err), summary=summary
+                config,
+                pipe,
+                err=err,
+                prepare=lambda: prepare(args, args.model, args.api_base, err),
+                summary=summary,
             )
     from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
 
-    spec = WorkerSpec(policy=policy_for(args.retries), trace=args.trace)
+    spec = WorkerSpec(policy=policy_for(args.retries), trace=args.trace, backend=args.backend)
     engine = RayEngine(
         spec,
         workers=args.workers,

@@ -42,7 +42,7 @@ import math
 import os
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.cli.batch.engine import EngineError, Outcome, call_one
@@ -68,14 +68,16 @@ class WorkerSpec:
     """How each worker builds its pipeline (pickled to every actor).
 
     ``pipeline``: a function returning the pipeline to use (default: the
-    default pipeline with ``policy``); ``trace``: the ``--trace`` exporter,
-    set up in each worker; ``env``: variables set in each worker first.
+    default pipeline with ``policy`` and ``backend``, ``--backend``'s name);
+    ``trace``: the ``--trace`` exporter, set up in each worker; ``env``:
+    variables set in each worker first.
     """
 
     policy: RetryPolicy | None = None
     trace: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     pipeline: Callable[[], Pipeline] | None = None
+    backend: str = "auto"
 
 
 class Worker:
@@ -98,7 +100,7 @@ class Worker:
             pipe = spec.pipeline()
             self.pipe = pipe.with_options(**options) if options else pipe
         else:
-            self.pipe = Pipeline.default(**options)
+            self.pipe = Pipeline.default(backend=spec.backend, **options)
 
     async def ready(self) -> int:
         """Import litellm now, so the first calls do not pay for it; the actor's pid."""
@@ -314,9 +316,7 @@ class RayEngine:
 
 
 def _with_env(spec: WorkerSpec, env: Mapping[str, str]) -> WorkerSpec:
-    return WorkerSpec(
-        policy=spec.policy, trace=spec.trace, env={**env, **spec.env}, pipeline=spec.pipeline
-    )
+    return replace(spec, env={**env, **spec.env})
 
 
 async def _wait(ref: Any) -> Any:

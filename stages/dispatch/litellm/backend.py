@@ -48,7 +48,7 @@ class LiteLLMBackend:
     def __repr__(self) -> str:
         return "LiteLLMBackend()"
 
-    async def prepare(self) -> None:
+    async def prepare(self, request: Request, ctx: Context) -> None:
         """Import litellm (seconds, the first time in a process)."""
         await import_litellm()
 

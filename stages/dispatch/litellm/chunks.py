@@ -4,6 +4,22 @@
 ``response_chunks`` plays a whole non-streamed ``ModelResponse`` back as the
 chunks a stream of the same answer would have produced, so the stages after
 dispatch cannot tell the difference.
+
+Two things litellm's objects hold that their plain attributes do not say:
+
+- the model the provider named (``gpt-4o-2024-08-06`` when ``gpt-4o`` was
+  asked for): litellm sets ``model`` to the requested name and keeps the
+  provider's in ``_hidden_params["provider_response_model"]``;
+- a refusal (OpenAI's ``delta.refusal``, sent instead of content): litellm
+  passes it through as a field of its own; here it is the answer's text, as
+  the direct backend reads it (the model answered; an empty answer would be
+  retried for nothing).
+
+litellm's objects are pydantic models that keep most fields in
+``__pydantic_extra__``, where every attribute access goes through pydantic's
+``__getattr__`` (1-3 µs each, a miss the slowest); ``_get`` and ``_opt``
+read the two dicts directly, and fall back to attribute access for anything
+else (the plain objects of tests and of litellm's untyped routes).
 """
 
 from __future__ import annotations
@@ -42,28 +58,65 @@ def _readable(convert: Callable[[Any], T], raw: Any) -> T:
     raise MalformedResponse(f"the provider sent a chunk that cannot be read ({problem[:200]})")
 
 
+_MISSING: Any = object()
+
+
+def _get(obj: Any, name: str) -> Any:
+    """``obj.name``, read from a pydantic model's field dicts when it is there."""
+    value = obj.__dict__.get(name, _MISSING)
+    if value is _MISSING:
+        extra = getattr(obj, "__pydantic_extra__", None)
+        value = extra.get(name, _MISSING) if extra else _MISSING
+        if value is _MISSING:
+            return getattr(obj, name)
+    return value
+
+
+def _opt(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, without pydantic's slow miss."""
+    value = obj.__dict__.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    extra = getattr(obj, "__pydantic_extra__", _MISSING)
+    if extra is _MISSING:  # not a pydantic model
+        return getattr(obj, name, None)
+    return extra.get(name) if extra else None
+
+
+def _provider_model(raw: Any) -> object:
+    """The model the provider named, which litellm keeps aside; else litellm's ``model``."""
+    private = getattr(raw, "__pydantic_private__", None)
+    hidden = private.get("_hidden_params") if private else None
+    named = hidden.get("provider_response_model") if isinstance(hidden, dict) else None
+    return named or _opt(raw, "model")
+
+
 def _to_chunk(raw: Any) -> Chunk:
     text = reasoning = ""
     fragments: tuple[ToolFragment, ...] = ()
     finish: str | None = None
-    choices = raw.choices
+    choices = _get(raw, "choices")
     if choices:
         choice = choices[0]
-        delta = choice.delta
+        delta = _get(choice, "delta")
         if delta is not None:
-            text = _str(delta.content, "delta.content")
-            reasoning = _str(getattr(delta, "reasoning_content", None), "delta.reasoning_content")
-            if delta.tool_calls:
-                fragments = tuple(_fragment(tc, tc.index) for tc in delta.tool_calls)
-        finish = _str(choice.finish_reason, "finish_reason") or None
-    usage = getattr(raw, "usage", None)
+            text = _str(_get(delta, "content"), "delta.content")
+            reasoning = _str(_opt(delta, "reasoning_content"), "delta.reasoning_content")
+            refusal = _opt(delta, "refusal")
+            if refusal:
+                text += _str(refusal, "delta.refusal")
+            calls = _get(delta, "tool_calls")
+            if calls:
+                fragments = tuple(_fragment(tc, tc.index) for tc in calls)
+        finish = _str(_get(choice, "finish_reason"), "finish_reason") or None
+    usage = _opt(raw, "usage")
     return Chunk(
         text=text,
         reasoning=reasoning,
         tool_fragments=fragments,
         finish_reason=finish,
         usage=usage_dict(usage) if usage is not None else None,
-        model=_str(getattr(raw, "model", None), "model"),
+        model=_str(_provider_model(raw), "model"),
     )
 
 
@@ -85,7 +138,7 @@ def _index(value: object) -> int | None:
 
 
 def _response_chunks(response: Any) -> list[Chunk]:
-    model = _str(getattr(response, "model", None), "model")
+    model = _str(_provider_model(response), "model")
     chunks: list[Chunk] = []
     finish = "stop"
     if response.choices:
@@ -95,6 +148,7 @@ def _response_chunks(response: Any) -> list[Chunk]:
         if reasoning:
             chunks.append(Chunk(reasoning=reasoning, model=model))
         content = _str(message.content, "message.content")
+        content += _str(_opt(message, "refusal"), "message.refusal")
         if content:
             chunks.append(Chunk(text=content, model=model))
         calls = message.tool_calls or ()

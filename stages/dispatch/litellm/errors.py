@@ -24,7 +24,6 @@ provider had failed.
 from __future__ import annotations
 
 import ast
-import errno
 import json
 import re
 import socket
@@ -50,18 +49,10 @@ from pipeline.errors import (
 )
 from pipeline.request import Request
 from pipeline.secrets import stand_in
+from stages.dispatch.http import CONTEXT_HINTS, NAME_UNKNOWN, UNREACHABLE, status_error
 from stages.dispatch.litellm.faults import body_note, request_fault, response_fault
 
 __all__ = ["clean_message", "response_headers", "translate"]
-
-_CONTEXT_HINTS = (
-    "context length",
-    "context_length_exceeded",
-    "maximum context",
-    "context window",
-    "prompt is too long",
-    "too many tokens",
-)
 
 _CREDENTIAL_HINTS = ("missing credentials", "api_key client option must be set")
 
@@ -92,14 +83,6 @@ _BY_CLASS: dict[str, type[ProviderError]] = {
 
 # litellm raises this before sending anything when a model string names no provider
 _NO_PROVIDER = "LLM Provider NOT provided"
-
-# why a connection could not be made, by errno (socket.gaierror: the name lookup)
-_UNREACHABLE = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ENETUNREACH: "network unreachable",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.EADDRNOTAVAIL: "address not available",
-}
 
 
 def translate(
@@ -137,7 +120,7 @@ def _provider_error(exc: BaseException, req: Request) -> PipelineError | ClientC
         )
     message = redact(clean_message(raw) + body_note(exc, raw), req.api_key)
     lowered = message.lower()
-    if cls is BadRequest and any(h in lowered for h in _CONTEXT_HINTS):
+    if cls is BadRequest and any(h in lowered for h in CONTEXT_HINTS):
         cls = ContextWindowExceeded
     elif any(h in lowered for h in _CREDENTIAL_HINTS):
         # litellm reports a missing key as a 500 before any request is sent.
@@ -159,21 +142,7 @@ def _classify(exc: BaseException, status: int | None) -> type[ProviderError]:
         return ProviderTimeout
     if isinstance(exc, ConnectionError | OSError):
         return ProviderUnavailable
-    if status is None:
-        return ProviderError
-    if status == 429:
-        return RateLimited
-    if status in (401, 403):
-        return AuthenticationFailed
-    if status == 404:
-        return ModelNotFound
-    if status in (408, 504):
-        return ProviderTimeout
-    if status == 409 or status >= 500:
-        return ProviderUnavailable
-    if status in (400, 413, 422):
-        return BadRequest
-    return ProviderError
+    return status_error(status)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -190,7 +159,7 @@ def _message(exc: BaseException) -> str:
 
 
 # "litellm.InternalServerError: InternalServerError: OpenAIException - ", in any mix
-_PREFIXES = re.compile(r"^(?:litellm\.)?(?:\w*(?:Error|Exception)(?::| -) *)+")
+_PREFIXES = re.compile(r"^(?:(?:litellm\.)?\w*(?:Error|Exception)(?::| -) *)+")
 _HANDLE_WITH = re.compile(r"\.?\s*Handle with `litellm\.\w+`\.?\s*$")
 _ERROR_CODE = re.compile(r"^Error code: \d+ - ", re.IGNORECASE)
 
@@ -244,9 +213,9 @@ def _unreachable(exc: BaseException, req: Request) -> ProviderUnreachable | None
     reason = None
     for cause in chain:
         if isinstance(cause, socket.gaierror):
-            reason = "host not found" if cause.errno in _NAME_UNKNOWN else "name lookup failed"
+            reason = "host not found" if cause.errno in NAME_UNKNOWN else "name lookup failed"
         elif isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
-            reason = _UNREACHABLE.get(cause.errno or 0, reason)
+            reason = UNREACHABLE.get(cause.errno or 0, reason)
     if reason is None:
         return None
     host, port = _where(chain, req)
@@ -258,13 +227,6 @@ def _unreachable(exc: BaseException, req: Request) -> ProviderUnreachable | None
         reason=reason,
         provider=getattr(exc, "llm_provider", None) or None,
     )
-
-
-_NAME_UNKNOWN = frozenset(
-    code
-    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
-    if code is not None
-)
 
 
 def _where(chain: list[BaseException], req: Request) -> tuple[str | None, int | None]:

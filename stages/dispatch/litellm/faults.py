@@ -25,11 +25,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.errors import InvalidRequest, MalformedResponse, redact
+from stages.dispatch.http import SNIPPET_CHARS, page_note
 
 __all__ = ["body_note", "chain", "request_fault", "response_fault"]
 
-#: how much of a body an error message quotes
-SNIPPET_CHARS = 200
 
 # (exception type name, words its message must contain, the request field to blame)
 _REQUEST_FAULTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -134,10 +133,9 @@ def body_note(exc: BaseException, message: str) -> str:
         return ""
     if not isinstance(text, str) or not text.strip():
         return ""
-    snippet = " ".join(text.split())[:SNIPPET_CHARS]
-    if snippet[:40] in message or _json_message_shown(text, message):
+    if " ".join(text.split())[:40] in message or _json_message_shown(text, message):
         return ""
-    return f" (HTTP {status}, {ctype}: {redact(snippet)!r})"
+    return page_note(status, ctype, text)
 
 
 def _json_message_shown(text: str, message: str) -> bool:

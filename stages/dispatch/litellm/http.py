@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pipeline.errors import MalformedResponse, redact
+from pipeline.errors import MalformedResponse
 from pipeline.timeouts import within
+from stages.dispatch.http import DOCUMENT_TYPES, PEEK_BYTES, STREAM_TYPES, describe
 
 __all__ = [
     "STREAM_TYPES",
@@ -27,30 +28,6 @@ __all__ = [
     "stream_type",
     "unreadable_empty",
 ]
-
-#: media types a streamed answer comes in (SSE, and newline-delimited JSON for Ollama)
-STREAM_TYPES = frozenset(
-    {
-        "text/event-stream",
-        "application/x-ndjson",
-        "application/jsonl",
-        "application/json-seq",
-        "application/vnd.amazon.eventstream",
-    }
-)
-#: media types that are documents, never a stream: refused before reading on
-DOCUMENT_TYPES = frozenset(
-    {
-        "text/html",
-        "application/xhtml+xml",
-        "application/json",
-        "application/problem+json",
-        "application/xml",
-        "text/xml",
-    }
-)
-#: how many bytes of an unexpected body an error quotes
-PEEK_BYTES = 160
 
 
 def content_type(response: Any) -> str | None:
@@ -95,11 +72,6 @@ async def first_bytes(response: Any, seconds: float | None) -> bytes:
         with contextlib.suppress(Exception):
             await close()
     return out[:PEEK_BYTES]
-
-
-def describe(ctype: str | None, head: bytes) -> str:
-    shown = redact(head).decode("utf-8", "replace")
-    return f"{ctype or 'no content type'}, starting {shown!r}" if head else (ctype or "no type")
 
 
 def stream_type(response: Any) -> str | None:

@@ -1,5 +1,6 @@
 """Start-up of the real program (``.venv/bin/llmpipe`` in a process of its own, stderr on a
-terminal): loading the provider library is announced, and Ctrl-C during it exits at once.
+terminal): loading the provider library is announced, Ctrl-C during it exits at once, and
+a call the direct backend sends never loads it at all.
 
 These run in fresh processes because what they test happens once per process: the
 first import of litellm (seconds).
@@ -88,6 +89,8 @@ def test_loading_is_announced_on_a_terminal_and_a_llama_model_fetches_nothing(
         fake.base_url,
         "-m",
         model,
+        "--backend",
+        "litellm",
         "hi",
         env=environment(HF_ENDPOINT=fake.root_url),
     )
@@ -109,9 +112,27 @@ def test_ctrl_c_while_loading_exits_at_once_with_130(tmp_path: Path) -> None:
     stuck.mkdir()
     (stuck / "__init__.py").write_text("import threading\nthreading.Event().wait()\n")
     env = environment(PYTHONPATH=str(tmp_path))
-    run = OnTerminal("run", "--api-base", "http://127.0.0.1:9/v1", "-m", "m", "hi", env=env)
+    args = ("run", "--api-base", "http://127.0.0.1:9/v1", "-m", "m", "--backend", "litellm", "hi")
+    run = OnTerminal(*args, env=env)
     assert run.read_until(NOTICE, timeout_s=60), run.seen  # loading, for a second already
     run.proc.send_signal(signal.SIGINT)
     code, _ = run.finish(timeout_s=30)
     assert code == 130
     assert b"llmpipe: interrupted" in run.seen and b"Traceback" not in run.seen
+
+
+def test_a_call_to_an_openai_compatible_server_never_imports_litellm(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    """The default backend ("auto") sends straight to a server that speaks OpenAI
+    chat-completions: with a litellm whose import never ends on the path, the answer
+    still comes, and nothing announces loading anything."""
+    stuck = tmp_path / "litellm"
+    stuck.mkdir()
+    (stuck / "__init__.py").write_text("import threading\nthreading.Event().wait()\n")
+    env = environment(PYTHONPATH=str(tmp_path))
+    run = OnTerminal("run", "--api-base", fake.base_url, "-m", "m", "hi", env=env)
+    code, out = run.finish(timeout_s=30)
+    assert (code, out) == (0, b"hello\n"), run.seen
+    assert NOTICE not in run.seen
+    assert len(fake.requests) == 1

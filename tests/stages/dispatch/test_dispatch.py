@@ -40,7 +40,7 @@ class Gated:
         self.streams: list[bool] = []
         self.prepared = 0
 
-    async def prepare(self) -> None:
+    async def prepare(self, request: Request, ctx: Context) -> None:
         self.prepared += 1
 
     async def send(self, request: Request, ctx: Context, *, stream: bool = True) -> Any:
@@ -207,8 +207,8 @@ async def test_prepare_is_awaited_before_each_send() -> None:
     order: list[str] = []
 
     class Preparing(Gated):
-        async def prepare(self) -> None:
-            order.append("prepare")
+        async def prepare(self, request: Request, ctx: Context) -> None:
+            order.append(f"prepare {request.model}")
 
         async def send(self, request: Request, ctx: Context, *, stream: bool = True) -> Any:
             order.append("send")
@@ -216,7 +216,7 @@ async def test_prepare_is_awaited_before_each_send() -> None:
 
     out = await drain(dispatch(Preparing([])), make_ctx(REQ), REQ, REQ)
     assert out == [Chunk(text="a"), Chunk(text="a")]
-    assert order == ["prepare", "send", "prepare", "send"]
+    assert order == [f"prepare {REQ.model}", "send", f"prepare {REQ.model}", "send"]
 
 
 async def test_simulated_asks_the_inner_backend_for_a_whole_answer_where_told() -> None:
