@@ -79,25 +79,6 @@ HEALTH_REASONS: frozenset[FallbackReason] = frozenset(
     {"rate_limited", "unavailable", "timeout", "malformed", "auth", "not_found"}
 )
 
-#: ``Request.extra`` keys a target's ``extra`` may not set either
-_RESERVED_EXTRA = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "tools",
-        "max_tokens",
-        "api_key",
-        "api_base",
-        "response_format",
-        "max_retries",
-        "num_retries",
-        "base_url",
-        "fallbacks",
-    }
-)
-
 
 class Target(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One model to send a call to: its own endpoint, key and parameters.
@@ -123,7 +104,7 @@ class Target(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         validate.check_model(self.model)
         validate.check_api_key(self.api_key)
         validate.check_api_base(self.api_base)
-        validate.check_extra(self.extra, _RESERVED_EXTRA)
+        validate.check_extra(self.extra)
         for name in ("priority", "max_input_tokens"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):

@@ -31,25 +31,6 @@ __all__ = ["ROLES", "Message", "Request", "ToolSpec", "openai_tool_calls"]
 #: roles a message may have
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
-#: keys of ``Request.extra`` that would silently override what the pipeline sets
-_RESERVED_EXTRA = frozenset(
-    {
-        "model",
-        "messages",
-        "stream",
-        "stream_options",
-        "tools",
-        "max_tokens",
-        "api_key",
-        "api_base",
-        "response_format",
-        "max_retries",
-        "num_retries",
-        "base_url",
-        "fallbacks",
-    }
-)
-
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One chat message; a typed alternative to an OpenAI-format dict.
@@ -286,4 +267,4 @@ def _check_scalars(req: Request) -> None:
         validate.check_response_format(req.response_format)
     validate.check_api_key(req.api_key)
     validate.check_api_base(req.api_base)
-    validate.check_extra(req.extra, _RESERVED_EXTRA)
+    validate.check_extra(req.extra)

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_STRING_CHARS",
     "MAX_VALUES",
     "NAME_SAFE",
+    "RESERVED_EXTRA",
     "TOOL_NAME",
     "check_api_base",
     "check_api_key",
@@ -213,7 +214,28 @@ def _has_type(value: object, kind: str) -> bool:
     return isinstance(value, int) or (kind == _NUMBER and isinstance(value, float))
 
 
-def check_extra(extra: object, reserved: frozenset[str]) -> None:
+#: keys of ``extra`` (a request's or a fallback target's) that would silently
+#: override what the pipeline sets
+RESERVED_EXTRA = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "tools",
+        "max_tokens",
+        "api_key",
+        "api_base",
+        "response_format",
+        "max_retries",
+        "num_retries",
+        "base_url",
+        "fallbacks",
+    }
+)
+
+
+def check_extra(extra: object, reserved: frozenset[str] = RESERVED_EXTRA) -> None:
     """``Request.extra``: more provider parameters, JSON-safe, typed where we know them."""
     if not isinstance(extra, dict):
         raise InvalidRequest("extra", "must be a dict of extra provider parameters")
