@@ -101,6 +101,13 @@ async def floor(base: str) -> tuple[Stream, Callable[[], Awaitable[None]]]:
     return stream, session.close
 
 
+def _has_content(chunk: Any) -> bool:
+    """Whether an OpenAI-shaped stream chunk (openai's, litellm's) carries answer content."""
+    return bool(chunk.choices) and bool(
+        chunk.choices[0].delta.content or chunk.choices[0].delta.tool_calls
+    )
+
+
 async def openai_sdk(base: str) -> tuple[Stream, Callable[[], Awaitable[None]]]:
     from openai import AsyncOpenAI
 
@@ -115,11 +122,7 @@ async def openai_sdk(base: str) -> tuple[Stream, Callable[[], Awaitable[None]]]:
             stream_options={"include_usage": True},  # type: ignore[arg-type]
         )
         async for chunk in response:
-            if (
-                first is None
-                and chunk.choices
-                and (chunk.choices[0].delta.content or chunk.choices[0].delta.tool_calls)
-            ):
+            if first is None and _has_content(chunk):
                 first = time.perf_counter() - start
         return first
 
@@ -144,11 +147,7 @@ async def litellm_alone(base: str) -> tuple[Stream, Callable[[], Awaitable[None]
             max_retries=0,
         )
         async for chunk in response:
-            if (
-                first is None
-                and chunk.choices
-                and (chunk.choices[0].delta.content or chunk.choices[0].delta.tool_calls)
-            ):
+            if first is None and _has_content(chunk):
                 first = time.perf_counter() - start
         return first
 
