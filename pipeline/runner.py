@@ -2,8 +2,10 @@
 
 ``run_stages`` chains stages onto an upstream through the context's
 instrument (``Instrument.stage``), so telemetry can wrap every stage run
-without any stage knowing; ``once`` is the upstream a run or a segment's
-attempt starts from; ``closing`` is how every stage holds its upstream.
+without any stage knowing; a segment that stands aside for the call
+(``Segment.stands_aside``) is replaced by its inner stages there. ``once``
+is the upstream a run or a segment's attempt starts from; ``closing`` is
+how every stage holds its upstream.
 """
 
 from __future__ import annotations
@@ -54,9 +56,22 @@ def run_stages(
     """
     chain = [upstream]
     start = ctx.instrument.stage
-    for st in stages:
+    for st in _standing(stages, ctx):
         chain.append(start(st, chain[-1], ctx))
     return _closing(chain, ctx.request.api_key)
+
+
+def _standing(stages: tuple[Stage, ...], ctx: Context) -> list[Stage]:
+    """``stages`` with every segment that stands aside for this call replaced by its
+    inner stages (themselves expanded): see ``pipeline.stage.Segment``."""
+    out: list[Stage] = []
+    for st in stages:
+        aside = getattr(st, "stands_aside", None)
+        if aside is not None and aside(ctx):
+            out.extend(_standing(st.stages, ctx))  # type: ignore[attr-defined]
+        else:
+            out.append(st)
+    return out
 
 
 async def once(event: Event) -> AsyncIterator[Event]:

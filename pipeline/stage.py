@@ -36,7 +36,17 @@ StageFn = Callable[[AsyncIterator[Event], "Context"], AsyncIterator[Event]]
 
 @runtime_checkable
 class Stage(Protocol):
-    """``name`` identifies the stage in a pipeline; calling it starts one run."""
+    """``name`` identifies the stage in a pipeline; calling it starts one run.
+
+    Optional: ``contained = True`` says the stage's span need not be current
+    while its code runs: its code starts no spans of its own, and what it
+    logs, or any span started by what it calls, goes under the span current
+    around it (the call's root span, or that of the stage pulling it). A
+    tracing instrument then skips the context switch around each of its
+    pulls, which is most of what tracing costs per event; its span and
+    counts are the same. Without it (the default), the stage's span is
+    current around every pull.
+    """
 
     @property
     def name(self) -> str: ...
@@ -46,7 +56,14 @@ class Stage(Protocol):
 
 @runtime_checkable
 class Segment(Stage, Protocol):
-    """A stage that runs inner stages (through ``ctx.run`` so they are wrapped too)."""
+    """A stage that runs inner stages (through ``ctx.run`` so they are wrapped too).
+
+    Optional: ``stands_aside(ctx) -> bool``. A segment that has nothing to do
+    for a call (fallback with no target but the request; tool_compat for a
+    request without tools) says so, and ``run_stages`` chains its inner
+    stages in its place for that call: no run of its own, no span, no cost
+    per event. It is asked once per call, before anything runs.
+    """
 
     @property
     def stages(self) -> tuple[Stage, ...]: ...
@@ -60,14 +77,15 @@ class FunctionStage:
 
     name: str
     fn: StageFn
+    contained: bool = False
 
     def __call__(self, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
         return self.fn(upstream, ctx)
 
 
-def stage(name: str, fn: StageFn) -> Stage:
-    """Name an async generator function as a stage."""
-    return FunctionStage(name, fn)
+def stage(name: str, fn: StageFn, *, contained: bool = False) -> Stage:
+    """Name an async generator function as a stage (``contained``: see ``Stage``)."""
+    return FunctionStage(name, fn, contained)
 
 
 @runtime_checkable

@@ -33,7 +33,7 @@ def cache_tag() -> Stage:
             async for ev in events:
                 yield tag_system(ev) if enabled and isinstance(ev, Request) else ev
 
-    return stage("cache_tag", run)
+    return stage("cache_tag", run, contained=True)
 
 
 def tag_system(req: Request) -> Request:

@@ -49,4 +49,4 @@ def empty_check() -> Stage:
                     )
                 yield ev
 
-    return stage("empty_check", run)
+    return stage("empty_check", run, contained=True)

@@ -51,7 +51,7 @@ def normalize() -> Stage:
             async for ev in events:
                 yield normalize_request(ev, ctx.profile) if isinstance(ev, Request) else ev
 
-    return stage("normalize", run)
+    return stage("normalize", run, contained=True)
 
 
 def normalize_request(req: Request, profile: Profile = DEFAULT) -> Request:

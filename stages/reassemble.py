@@ -68,4 +68,4 @@ def reassemble() -> Stage:
             log.debug("stream ended without a finish reason; assuming %r", finish_reason)
         yield Finish(stop_reason=finish_reason, model=model or ctx.request.model)
 
-    return stage("reassemble", run)
+    return stage("reassemble", run, contained=True)

@@ -33,6 +33,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 from pipeline.context import Attempt, Context
 from pipeline.errors import (
@@ -99,6 +100,8 @@ class Retry:
 
     stages: tuple[Stage, ...]
     name: str = "retry"
+    #: its own code starts no spans: what it logs or calls runs under the call's span
+    contained: ClassVar[bool] = True
 
     def with_stages(self, stages: tuple[Stage, ...]) -> Segment:
         return replace(self, stages=stages)

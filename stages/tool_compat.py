@@ -24,6 +24,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import msgspec
 
@@ -92,9 +93,15 @@ class ToolCompat:
 
     stages: tuple[Stage, ...]
     name: str = "tool_compat"
+    #: its own code starts no spans: what it logs or calls runs under the call's span
+    contained: ClassVar[bool] = True
 
     def with_stages(self, stages: tuple[Stage, ...]) -> Segment:
         return replace(self, stages=stages)
+
+    def stands_aside(self, ctx: Context) -> bool:
+        """Without tools, or for a profile that always has native tools, nothing to do."""
+        return not (ctx.request.tools and ctx.profile.tool_compat)
 
     def __call__(self, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
         return self._run(upstream, ctx)

@@ -72,7 +72,7 @@ def usage() -> Stage:
                         ctx.meter.record(inp, out, cost, ctx.request.model)
                 yield ev
 
-    return stage("usage", run)
+    return stage("usage", run, contained=True)
 
 
 def parse_usage(u: Mapping[str, Any]) -> tuple[int, int, int]:

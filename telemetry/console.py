@@ -11,7 +11,7 @@ attributes::
     ├─ cache_tag  0.1 ms  ok  events 1 -> 1  self 0.1 ms
     └─ retry  12.2 ms  ok  events 1 -> 5  self 0.2 ms
        └─ attempt 1  12.1 ms  ok
-          ├─ tool_compat  ...
+          ├─ dispatch  ...
 
 A note under an attempt that failed says what came next (``· retry:
 rate_limited, waiting 0.40 s``); an error's message is shown where it arose,

@@ -2,9 +2,12 @@
 
 ``run_stage`` is the stage's span lifetime: started on the first pull (so a
 chain built and never pulled leaves nothing open), current only around each
-pull from the stage, never across a ``yield``, ended once in ``finally``
-with its outcome (ok, closed, cancelled, error), its events in and out, its
-own time (its pulls less its upstream's) and the time of its last event.
+pull from the stage (unless the stage is ``contained``), never across a
+``yield``, ended once in ``finally`` with its outcome (ok, closed,
+cancelled, error), its events in and out, its own time (its pulls less
+those of the runs pulled inside them, ``Rec.self_s``) and the time of its
+last event. Per event it does only that: two clock readings, a counter, and
+the context switch (the context variable's own ``set`` / ``reset``).
 ``run_part`` is a part's (an attempt's) when it has no stage of its own to
 end with: it only passes events on and tells the call how the part ended
 (otherwise its last stage's run does, and the part costs nothing per event).
@@ -19,14 +22,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.context import Context as OtelContext
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
 from opentelemetry.trace import Span
 
 from pipeline.context import Context
 from pipeline.events import Event, FallingBack, Retrying
+from pipeline.secrets import guard_logger
 from pipeline.stage import PlainInstrument, Stage
 
 #: the events that become span events of the stage that gave them
@@ -34,6 +41,8 @@ NOTED = frozenset({Retrying, FallingBack})
 
 if TYPE_CHECKING:
     from telemetry.spans import CallTelemetry
+
+log = guard_logger("llmpipe.telemetry")
 
 __all__ = [
     "Bound",
@@ -47,6 +56,31 @@ __all__ = [
     "then_attributes",
     "watched",
 ]
+
+
+#: make a context current, and restore the one before
+MakeCurrent = Callable[[OtelContext], Token[OtelContext]]
+Restore = Callable[[Token[OtelContext]], None]
+
+
+def _switch() -> tuple[MakeCurrent, Restore]:
+    """How a stage's span becomes current around each pull, and stops being.
+
+    ``opentelemetry.context.attach`` / ``detach`` are three Python calls each
+    over one ``ContextVar``; around every pull of every stage that was half of
+    what tracing cost per chunk. With the API's default runtime context (a
+    ``ContextVar``, the only one the API ships) the variable's own ``set`` /
+    ``reset`` do the same thing; with any other, the public functions.
+    """
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    var = getattr(runtime, "_current_context", None)
+    if isinstance(runtime, ContextVarsRuntimeContext) and isinstance(var, ContextVar):
+        return var.set, var.reset
+    return otel_context.attach, otel_context.detach
+
+
+#: ``(make current, restore)``: see ``_switch``
+SWITCH = _switch()
 
 
 class Count:
@@ -68,9 +102,12 @@ class Rec(Count):
         "built_s",
         "child_end_ns",
         "closes",
+        "consumed",
+        "current",
         "ended_ns",
         "error",
         "index",
+        "kids",
         "last",
         "last_s",
         "name",
@@ -79,7 +116,7 @@ class Rec(Count):
         "part",
         "parts",
         "pending",
-        "self_s",
+        "pull_s",
         "span",
         "up",
     )
@@ -103,8 +140,15 @@ class Rec(Count):
         self.attempt = attempt
         self.built_ns, self.built_s = built
         self.part = part
-        self.self_s = 0.0
+        #: the time spent in its pulls (its own work and its upstream's)
+        self.pull_s = 0.0
         self.last_s = self.built_s
+        #: whether its span is made current around its pulls (``Stage.contained``)
+        self.current = True
+        #: pulled by a stage run chained onto it (so not by its segment directly)
+        self.consumed = False
+        #: the stage runs of the inner stages this segment's run chained (in parts or not)
+        self.kids: list[Rec] = []
         self.span: Span | None = None
         #: a part's end: how, with what, when; and whether it waits for its segment
         self.outcome = "ok"
@@ -121,6 +165,15 @@ class Rec(Count):
         #: a part's last (outermost) stage run
         self.last: Rec | None = None
 
+    def self_s(self) -> float:
+        """Its own time: its pulls less those of the runs pulled inside them (its upstream,
+        and the outermost stage of each inner chain a segment ran); never negative."""
+        nested = self.up.pull_s if isinstance(self.up, Rec) else 0.0
+        for kid in self.kids:
+            if not kid.consumed:
+                nested += kid.pull_s
+        return max(self.pull_s - nested, 0.0)
+
 
 async def run_stage(
     call: CallTelemetry, inner: AsyncIterator[Event], rec: Rec
@@ -134,25 +187,28 @@ async def run_stage(
             await aclose(inner)
         return
     span_ctx = trace.set_span_in_context(span, call.parent)
-    attach, detach, clock = otel_context.attach, otel_context.detach, time.perf_counter
-    outcome, error = "ok", None
+    make_current, restore = SWITCH
+    current = rec.current
+    pull, clock = inner.__anext__, time.perf_counter
+    outcome, error, last = "ok", None, rec.built_s
     try:
         while True:
-            token = attach(span_ctx)
-            nested = call.nested
+            token = make_current(span_ctx) if current else None
             t0 = clock()
             try:
-                ev = await inner.__anext__()
+                ev = await pull()
             except StopAsyncIteration:
                 break
             finally:
                 t1 = clock()
-                spent = t1 - t0
-                rec.self_s += spent - (call.nested - nested)
-                call.nested = nested + spent
-                detach(token)
+                rec.pull_s += t1 - t0
+                try:
+                    if token is not None:
+                        restore(token)
+                except ValueError:  # a token of another context: as ``detach``, logged only
+                    log.debug("telemetry: cannot restore the context", exc_info=True)
+            last = t1
             rec.out += 1
-            rec.last_s = t1
             if type(ev) in NOTED:
                 call.note(span, ev)
             yield ev
@@ -160,6 +216,7 @@ async def run_stage(
         outcome, error = ended_by(exc)
         raise
     finally:
+        rec.last_s = last
         try:
             await aclose(inner)
         finally:

@@ -19,8 +19,10 @@ chain is built front to back; stamps are kept at least 1 µs apart), and a
 stage that ran to its end ends when it gave its last event, so ``normalize``
 lasts the 0.1 ms of its work rather than the whole call. Spans are still
 started on the first pull (so a chain built and never run leaves none
-open), made current only around each pull, never across a ``yield``, and
-ended exactly once, in ``finally`` (``telemetry.runs``).
+open), made current only around each pull (a ``contained`` stage's is
+not made current at all), never across a ``yield``, and ended exactly
+once, in ``finally`` (``telemetry.runs``). A segment that stands aside for
+a call is not run in it (``pipeline.runner``), so it has no span.
 
 Error status only where a failure arose: the stage that raised it (with the
 ``exception`` event), the attempt it ended, and the root when the call
@@ -70,7 +72,6 @@ class CallTelemetry:
         "capture",
         "last_note",
         "meters",
-        "nested",
         "oi",
         "parent",
         "pending",
@@ -111,7 +112,6 @@ class CallTelemetry:
         self.seen: dict[int, BaseException] = {}
         #: failed parts waiting for their segment's word (``group_failed``), by context id
         self.pending: dict[int, tuple[Context, Rec]] = {}
-        self.nested = 0.0
         self.started = time.perf_counter()
         self.started_ns = self.stamp_ns = time.time_ns()
         self.ttfc: float | None = None
@@ -176,8 +176,15 @@ class CallTelemetry:
             counter, index = up, up.index + 1
         attempt = ctx.attempt.number if ctx.attempt is not None else None
         rec = Rec(st.name, index, counter, parent, attempt, self.stamp())
-        if parent is not None and parent.part:
-            parent.last = rec  # chained front to back: the last one is the part's outermost
+        rec.current = not getattr(st, "contained", False)
+        if up is not None:
+            up.consumed = True
+        if parent is not None:
+            if parent.part:
+                parent.last = rec  # chained front to back: the last one is the part's outermost
+            host = parent.parent if parent.part else parent  # whose pulls this chain runs in
+            if host is not None:
+                host.kids.append(rec)
         inner = st(upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
         wrapped = run_stage(self, inner, rec)
         self.recs[wrapped] = rec
@@ -271,7 +278,7 @@ class CallTelemetry:
                     "llmpipe.stage.outcome": outcome,
                     "llmpipe.stage.events_in": rec.up.out,
                     "llmpipe.stage.events_out": rec.out,
-                    "llmpipe.stage.self_time_s": max(rec.self_s, 0.0),
+                    "llmpipe.stage.self_time_s": rec.self_s(),
                 }
             )
             if error is not None:

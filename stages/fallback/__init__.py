@@ -33,6 +33,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import ClassVar
 
 from pipeline.context import Context
 from pipeline.cost import prices_async
@@ -60,9 +61,15 @@ class Fallback:
     targets: tuple[Target, ...] = ()
     policy: FallbackPolicy = field(default_factory=FallbackPolicy)
     name: str = "fallback"
+    #: its own code starts no spans: what it logs or calls runs under the call's span
+    contained: ClassVar[bool] = True
 
     def with_stages(self, stages: tuple[Stage, ...]) -> Segment:
         return replace(self, stages=stages)
+
+    def stands_aside(self, ctx: Context) -> bool:
+        """With one target (no fallbacks here or on the request) there is nothing to do."""
+        return not self.targets and not ctx.request.fallbacks
 
     def __call__(self, upstream: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
         return self._run(upstream, ctx)

@@ -31,7 +31,8 @@ REQ: dict[str, Any] = {
     "messages": [{"role": "user", "content": "hi"}],
 }
 OUTER = ("normalize", "cache_tag")
-INNER = ("fallback", "retry", "tool_compat", "dispatch", "reassemble", "usage", "empty_check")
+#: fallback and tool_compat stand aside: no fallback target, no tools
+INNER = ("retry", "dispatch", "reassemble", "usage", "empty_check")
 LONG = [Chunk(text=f"t{i} ") for i in range(50)]
 STATUS = {"ok": StatusCode.OK, "closed": StatusCode.UNSET, "cancelled": StatusCode.UNSET}
 

@@ -75,7 +75,7 @@ async def test_a_segments_labelled_runs_are_spans_under_it(spans: Spans) -> None
     for part in (a, b):  # each with the segment's stages under it, in pipeline order
         under = [s for s in spans.finished if s.parent and s.parent.span_id == part.context.span_id]
         under.sort(key=lambda s: s.start_time or 0)
-        assert [s.name for s in under] == ["tool_compat", "reassemble", "usage", "empty_check"]
+        assert [s.name for s in under] == ["dispatch", "reassemble", "usage", "empty_check"]
     assert spans.root().status.status_code is StatusCode.OK
     assert_each_span_ended_once(spans.finished)
 

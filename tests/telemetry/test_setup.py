@@ -89,32 +89,29 @@ async def test_console_prints_the_tree_of_each_call() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("chat gpt-4o-mini  [openai]  ")
     assert "  ok  " in lines[0] and "tokens 10 in / 5 out" in lines[0] and "retries 1" in lines[0]
-    assert lines[6].startswith("      │  │  · retry: rate_limited, waiting ")
+    assert lines[5].startswith("   │  │  · retry: rate_limited, waiting ")
     shape = [re.sub(r"(─ \S+( \d)?).*", r"\1", line) for line in lines[1:] if "· retry" not in line]
     assert shape == [
-        "└─ fallback",
-        "   ├─ normalize",
-        "   ├─ cache_tag",
-        "   └─ retry",
-        "      ├─ attempt 1",
-        "      │  ├─ tool_compat",
-        "      │  │  └─ dispatch",
-        "      │  ├─ reassemble",
-        "      │  ├─ usage",
-        "      │  └─ empty_check",
-        "      └─ attempt 2",
-        "         ├─ tool_compat",
-        "         │  └─ dispatch",
-        "         ├─ reassemble",
-        "         ├─ usage",
-        "         └─ empty_check",
+        "├─ normalize",
+        "├─ cache_tag",
+        "└─ retry",
+        "   ├─ attempt 1",
+        "   │  ├─ dispatch",
+        "   │  ├─ reassemble",
+        "   │  ├─ usage",
+        "   │  └─ empty_check",
+        "   └─ attempt 2",
+        "      ├─ dispatch",
+        "      ├─ reassemble",
+        "      ├─ usage",
+        "      └─ empty_check",
     ]
     # the error's message where it arose (dispatch), its type on the attempt; passed: closed
-    assert "  error  " in lines[5] and lines[5].endswith("  RateLimited")
-    assert "  closed  events 1 -> 0  self " in lines[7]
-    assert lines[8].endswith("  RateLimited: slow down") and "  error  events 1 -> 0" in lines[8]
-    assert all("  closed  " in line for line in lines[9:12])
-    assert "attempt 2" in lines[12] and "  ok" in lines[12] and "ttfc" in lines[14]
+    assert "  error  " in lines[4] and lines[4].endswith("  RateLimited")
+    assert lines[6].endswith("  RateLimited: slow down") and "  error  events 1 -> 0" in lines[6]
+    assert "  closed  events 0 -> 0  self " in lines[7]
+    assert all("  closed  " in line for line in lines[7:10])
+    assert "attempt 2" in lines[10] and "  ok" in lines[10] and "ttfc" in lines[11]
 
 
 async def test_console_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

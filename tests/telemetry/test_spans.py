@@ -36,12 +36,11 @@ REQ: dict[str, Any] = {
     "api_key": SECRET,
     "api_base": "http://127.0.0.1:9/v1",
 }
+#: fallback and tool_compat stand aside (no fallback target, no tools): no spans
 STAGES = [
-    "fallback",
     "normalize",
     "cache_tag",
     "retry",
-    "tool_compat",
     "dispatch",
     "reassemble",
     "usage",
@@ -96,13 +95,11 @@ async def test_a_span_per_stage_under_the_root_and_inner_stages_under_their_segm
         return next(s.name for s in spans.finished if s.context.span_id == span.parent.span_id)
 
     assert {n: parent(n) for n in [*STAGES, "attempt 1"]} == {
-        "fallback": "chat gpt-4o-mini",
-        "normalize": "fallback",
-        "cache_tag": "fallback",
-        "retry": "fallback",
+        "normalize": "chat gpt-4o-mini",
+        "cache_tag": "chat gpt-4o-mini",
+        "retry": "chat gpt-4o-mini",
         "attempt 1": "retry",
-        "tool_compat": "attempt 1",
-        "dispatch": "tool_compat",
+        "dispatch": "attempt 1",
         "reassemble": "attempt 1",
         "usage": "attempt 1",
         "empty_check": "attempt 1",
