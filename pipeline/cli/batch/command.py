@@ -13,9 +13,10 @@ from pipeline.errors import InvalidRequest
 from pipeline.limits import UsageLimits
 
 if TYPE_CHECKING:
+    from pipeline.cli.batch.ray_engine import WorkerSpec
     from pipeline.cli.batch.runner import BatchConfig
 
-__all__ = ["batch"]
+__all__ = ["batch", "worker_spec"]
 
 
 async def batch(args: argparse.Namespace, err: TextIO) -> int:
@@ -80,9 +81,9 @@ async def _run(
                 prepare=lambda: prepare(args, args.model, args.api_base, err),
                 summary=summary,
             )
-    from pipeline.cli.batch.ray_engine import RayEngine, WorkerSpec
+    from pipeline.cli.batch.ray_engine import RayEngine
 
-    spec = WorkerSpec(policy=policy_for(args.retries), trace=args.trace, backend=args.backend)
+    spec = worker_spec(args)
     engine = RayEngine(
         spec,
         workers=args.workers,
@@ -97,3 +98,18 @@ async def _run(
         )
     finally:
         await engine.close()
+
+
+def worker_spec(args: argparse.Namespace) -> WorkerSpec:
+    """How each Ray worker builds its pipeline; it loads litellm while warming up only
+    when the batch's model goes through it (as ``prepare`` does for the local engine)."""
+    from pipeline.cli.batch.ray_engine import WorkerSpec
+    from pipeline.composition import uses_litellm
+
+    model = args.model
+    return WorkerSpec(
+        policy=policy_for(args.retries),
+        trace=getattr(args, "trace", None),
+        backend=args.backend,
+        load_litellm=model is not None and uses_litellm(args.backend, model, args.api_base),
+    )

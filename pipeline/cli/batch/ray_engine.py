@@ -7,9 +7,9 @@ turns the items to do into outcomes (``RayEngine`` is a
 ``pipeline.cli.batch.engine.Engine``):
 
 - a pool of ``workers`` async actors, each with one ``Pipeline`` built and
-  warmed once (litellm imported), running many calls at once on its own
-  event loop (``concurrency`` in flight in all, at most ``concurrency /
-  workers`` on one actor); every call runs
+  warmed once (litellm imported, when the batch's model needs it), running
+  many calls at once on its own event loop (``concurrency`` in flight in
+  all, at most ``concurrency / workers`` on one actor); every call runs
   through ``pipeline.cli.batch.engine.call_one``, so a failure comes back as that id's
   row, never as an exception;
 - Ray's own retries are off (``max_restarts=0``, ``max_task_retries=0``): the
@@ -70,7 +70,10 @@ class WorkerSpec:
     ``pipeline``: a function returning the pipeline to use (default: the
     default pipeline with ``policy`` and ``backend``, ``--backend``'s name);
     ``trace``: the ``--trace`` exporter, set up in each worker; ``env``:
-    variables set in each worker first.
+    variables set in each worker first; ``load_litellm``: import litellm
+    while warming up (when the batch's model goes through it; a worker whose
+    calls all take the direct backend never imports it, and a line naming
+    a model that needs it loads it on that line's call).
     """
 
     policy: RetryPolicy | None = None
@@ -78,6 +81,7 @@ class WorkerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     pipeline: Callable[[], Pipeline] | None = None
     backend: str = "auto"
+    load_litellm: bool = True
 
 
 class Worker:
@@ -88,6 +92,7 @@ class Worker:
         for name in ("LiteLLM", "llmpipe.retry"):  # as the CLI: retries are counted, not logged
             logging.getLogger(name).setLevel(logging.ERROR)
         self._telemetry: Any = None
+        self.load_litellm = spec.load_litellm
         options: dict[str, Any] = {}
         if spec.trace is not None:
             from telemetry import setup
@@ -103,10 +108,12 @@ class Worker:
             self.pipe = Pipeline.default(backend=spec.backend, **options)
 
     async def ready(self) -> int:
-        """Import litellm now, so the first calls do not pay for it; the actor's pid."""
-        from stages.dispatch.litellm import import_litellm
+        """Import litellm now if the spec says so (the first calls then do not pay for
+        it); the actor's pid."""
+        if self.load_litellm:
+            from stages.dispatch.litellm import import_litellm
 
-        await import_litellm()
+            await import_litellm()
         return os.getpid()
 
     async def call(self, carrier: dict[str, str], item: Item) -> Result:

@@ -136,3 +136,43 @@ def test_a_call_to_an_openai_compatible_server_never_imports_litellm(
     assert (code, out) == (0, b"hello\n"), run.seen
     assert NOTICE not in run.seen
     assert len(fake.requests) == 1
+
+
+WORKER = """
+import asyncio, sys
+from pipeline import Request
+from pipeline.cli.batch.command import worker_spec
+from pipeline.cli.parser import build_parser
+
+async def main():
+    from pipeline.cli.batch.ray_engine import Worker
+    args = build_parser().parse_args(
+        ["batch", "in.jsonl", "-o", "o.jsonl", "--engine", "ray", "--api-base", sys.argv[1], "-m", "m"]
+    )
+    worker = Worker(worker_spec(args))
+    await worker.ready()
+    req = Request(model="m", messages=[{"role": "user", "content": "hi"}], api_base=sys.argv[1])
+    print((await worker.pipe.acomplete(req)).text, "litellm" in sys.modules)
+    await worker.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_ray_worker_for_an_openai_compatible_server_never_imports_litellm(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    """A ``batch --engine ray`` worker warms up without litellm when the batch's model
+    takes the direct backend (a litellm whose import never ends is on the path)."""
+    stuck = tmp_path / "litellm"
+    stuck.mkdir()
+    (stuck / "__init__.py").write_text("import threading\nthreading.Event().wait()\n")
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, fake.base_url],
+        env=environment(PYTHONPATH=str(tmp_path)),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, b"hello False\n"), done.stderr
+    assert len(fake.requests) == 1
