@@ -26,6 +26,7 @@ and ``backend="auto"`` does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -227,8 +228,10 @@ OPENAI_COMPATIBLE = Profile(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def resolve(model: str, api_base: str | None = None) -> Profile:
-    """The profile for a model string and (optional) base URL."""
+    """The profile for a model string and (optional) base URL (the table is constant and
+    profiles are immutable: one lookup per distinct pair, then a cache hit per call)."""
     base = (api_base or "").lower()
     lower = model.lower()
     row = next((p for p in PROFILES if base and any(m in base for m in p.base_markers)), None)

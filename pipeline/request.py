@@ -13,6 +13,7 @@ Stages never mutate a request's lists or dicts in place; they build a new
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -26,7 +27,10 @@ from pipeline.validate_messages import check_message
 if TYPE_CHECKING:
     from pipeline.events import ToolCall
 
-__all__ = ["ROLES", "Message", "Request", "ToolSpec", "openai_tool_calls"]
+__all__ = ["ROLES", "Message", "Request", "ToolSpec", "derived", "openai_tool_calls"]
+
+#: set only while ``derived`` makes a request from a validated one
+_DERIVING: ContextVar[bool] = ContextVar("llmpipe_deriving", default=False)
 
 #: roles a message may have
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -103,6 +107,8 @@ class Request(EventBase, frozen=True, tag="request"):
     fallbacks: list[Target] | None = None
 
     def __post_init__(self) -> None:
+        if _DERIVING.get():  # made by ``derived`` from a request that was validated
+            return
         validate.check_model(self.model)
         msgspec.structs.force_setattr(self, "messages", _coerce_messages(self.messages))
         if self.tools is not None:
@@ -134,6 +140,20 @@ class Request(EventBase, frozen=True, tag="request"):
         )
 
     __str__ = __repr__
+
+
+def derived(req: Request, **changes: Any) -> Request:
+    """``req`` with ``changes``, not validated again: for the pipeline's own stages, whose
+    changes are made of ``req``'s validated parts and the library's constants (normalize
+    moving the system prompt into the messages, cache_tag marking them). It saves a
+    second validation of every request (about 14 µs for a short one); anything else
+    makes requests the validating way (``msgspec.structs.replace`` or the constructor).
+    """
+    token = _DERIVING.set(True)
+    try:
+        return msgspec.structs.replace(req, **changes)
+    finally:
+        _DERIVING.reset(token)
 
 
 # --- validation (the rules are in ``pipeline.validate``) -------------------------------

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
-
 from pipeline.context import Context
 from pipeline.events import Event, Request
+from pipeline.request import derived
 from pipeline.runner import closing
 from pipeline.stage import Stage, stage
 
@@ -44,4 +43,4 @@ def tag_system(req: Request) -> Request:
         {**m, "cache_control": dict(EPHEMERAL)} if m["role"] == "system" else m
         for m in req.messages
     ]
-    return msgspec.structs.replace(req, messages=messages)
+    return derived(req, messages=messages)

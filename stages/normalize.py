@@ -36,7 +36,7 @@ import msgspec
 from pipeline.context import Context
 from pipeline.events import Event, Request
 from pipeline.profiles import DEFAULT, Profile, api_base_for
-from pipeline.request import ToolSpec
+from pipeline.request import ToolSpec, derived
 from pipeline.runner import closing
 from pipeline.stage import Stage, stage
 
@@ -76,7 +76,7 @@ def normalize_request(req: Request, profile: Profile = DEFAULT) -> Request:
         else:
             systems.append({"role": "system", "content": JSON_INSTRUCTION.strip()})
     tools = [normalize_tool(t) for t in req.tools] if req.tools else None
-    return msgspec.structs.replace(
+    return derived(
         req,
         api_base=api_base,
         messages=systems + others,

@@ -36,7 +36,6 @@ kept together so it reads (and profiles) as one thing.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -185,7 +184,7 @@ class CallTelemetry:
             host = parent.parent if parent.part else parent  # whose pulls this chain runs in
             if host is not None:
                 host.kids.append(rec)
-        inner = st(upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
+        inner = st(upstream, ctx.replace(instrument=Bound(self, rec)))
         wrapped = run_stage(self, inner, rec)
         self.recs[wrapped] = rec
         return wrapped
@@ -207,7 +206,7 @@ class CallTelemetry:
         rec.attrs = attributes
         if parent is not None:
             parent.parts.append(rec)
-        inner = run_stages(stages, upstream, dataclasses.replace(ctx, instrument=Bound(self, rec)))
+        inner = run_stages(stages, upstream, ctx.replace(instrument=Bound(self, rec)))
         last = rec.last
         if last is None:  # no stage of its own: a wrapper ends it
             return run_part(self, inner, rec, ctx)
