@@ -22,7 +22,9 @@ MODE is what is measured (the process prints one JSON object):
 - ``paced``: 200 streams at once, one event every 20 ms: each stream's time over
   the ideal, and the peak RSS;
 - ``memory-N``: Python memory per live stream at its peak (``tracemalloc``), 10
-  streams of N deltas at once, one every 10 ms.
+  streams of N deltas at once, one every 10 ms;
+- ``pair`` (STACK is ignored): litellm alone and llmpipe over litellm in one
+  process, in turn, answer by answer: the ratio of their CPU per answer.
 
 CPU is the process's (``time.process_time``: every thread), pinned to CPU 0
 (the server runs on CPU 1) when the machine has two.
@@ -284,8 +286,42 @@ async def memory_mode(stream: Stream, deltas: int) -> dict[str, Any]:
     return {f"kb_per_stream_{deltas}": (peak - before) / 1024 / MEMORY_STREAMS}
 
 
+#: answers per stack and workload in each round of the paired mode, and its rounds
+PAIR_ANSWERS, PAIR_ROUNDS = 2, 12
+
+
+async def pair_mode(base: str) -> dict[str, Any]:
+    """litellm alone and llmpipe over litellm in one process, answer by answer in turn
+    (the order swapped every round), so both run on the same heap, caches and machine
+    state: the ratio of their CPU per answer, per round, and its median. Separate
+    processes differ by more than the 5 % the target allows (the collector walks
+    litellm's large heap at moments that differ from process to process)."""
+    stacks = [await litellm_alone(base), await llmpipe("litellm")(base)]
+    for stream, _ in stacks:
+        await cpu_of(stream, "text-500", 2)
+        await cpu_of(stream, "tools-2x50", 2)
+    ratios: dict[str, list[float]] = {"text-500": [], "tools-2x50": []}
+    for round_ in range(PAIR_ROUNDS):
+        for model, found in ratios.items():
+            cpu = [0.0, 0.0]
+            order = (0, 1) if round_ % 2 == 0 else (1, 0)
+            for which in order:
+                cpu[which], _ = await cpu_of(stacks[which][0], model, PAIR_ANSWERS)
+            found.append(cpu[1] / cpu[0])
+    for _, close in stacks:
+        await close()
+    return {
+        "pair_ratio_text": statistics.median(ratios["text-500"]),
+        "pair_ratio_tools": statistics.median(ratios["tools-2x50"]),
+        "pair_ratio_text_range": [min(ratios["text-500"]), max(ratios["text-500"])],
+        "pair_ratio_tools_range": [min(ratios["tools-2x50"]), max(ratios["tools-2x50"])],
+    }
+
+
 async def run(stack: str, mode: str, port: int) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}/v1"
+    if mode == "pair":
+        return await pair_mode(base)
     if mode == "import":
         start = time.perf_counter()
         stream, close = await STACKS[stack](base)

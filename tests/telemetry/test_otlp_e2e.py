@@ -49,22 +49,20 @@ def tree(received: list[Received]) -> list[tuple[int, str]]:
 
 def attempt(n: int) -> list[tuple[int, str]]:
     return [
-        (3, f"attempt {n}"),
-        (4, "tool_compat"),
-        (5, "dispatch"),
-        (4, "reassemble"),
-        (4, "usage"),
-        (4, "empty_check"),
+        (2, f"attempt {n}"),
+        (3, "dispatch"),
+        (3, "reassemble"),
+        (3, "usage"),
+        (3, "empty_check"),
     ]
 
 
 #: the tree depth first, siblings by start time: pipeline order
 IN_ORDER = [
-    (0, "chat fake-model"),
-    (1, "fallback"),
-    (2, "normalize"),
-    (2, "cache_tag"),
-    (2, "retry"),
+    (0, "chat fake-model"),  # fallback (no target) and tool_compat (no tools) stand aside
+    (1, "normalize"),
+    (1, "cache_tag"),
+    (1, "retry"),
     *attempt(1),
     *attempt(2),
 ]

@@ -206,7 +206,7 @@ async def test_a_call_out_of_retries_is_red_where_it_failed_and_gave_up_only(
     # each 429 where it arose and its attempt; retry where it gave up; the call as a whole
     assert errors == ["attempt 1", "attempt 2", "chat gpt-4o-mini", "dispatch", "dispatch", "retry"]
     assert (spans.one("retry").attributes or {})["error.type"] == "pipeline.errors.RetriesExhausted"
-    for name in ("normalize", "cache_tag", "tool_compat", "reassemble", "usage", "empty_check"):
+    for name in ("normalize", "cache_tag", "reassemble", "usage", "empty_check"):
         for span in spans.named(name):
             assert span.status.status_code is not StatusCode.ERROR, name
     # the last attempt's failure has no retry after it: it says nothing of what came next

@@ -44,7 +44,7 @@ RETRIED_TWICE: list[list[Chunk | str | BaseException]] = [
     [*testing.text_chunks(finish="stop")],
     [*testing.text_chunks("Par", "is", model="gpt-4o-mini-2024")],
 ]
-ATTEMPT = ["tool_compat", "dispatch", "reassemble", "usage", "empty_check"]
+ATTEMPT = ["dispatch", "reassemble", "usage", "empty_check"]
 
 
 @pytest.fixture
@@ -94,14 +94,13 @@ async def test_a_call_retried_twice_reads_in_pipeline_order_with_errors_where_th
     root = one(received, "chat gpt-4o-mini")
     # depth first, siblings by start time (as Jaeger and Phoenix order them): pipeline order
     order = [(depth, s.name) for depth, s in walk(received, root)]
-    attempt = [(4, "tool_compat"), (5, "dispatch"), (4, "reassemble"), (4, "usage")]
-    assert order == [
+    attempt = [(3, "dispatch"), (3, "reassemble"), (3, "usage")]
+    assert order == [  # fallback (no target) and tool_compat (no tools) stand aside
         (0, "chat gpt-4o-mini"),
-        (1, "fallback"),  # one target: no group of its own
-        (2, "normalize"),
-        (2, "cache_tag"),
-        (2, "retry"),
-        *[a for n in (1, 2, 3) for a in [(3, f"attempt {n}"), *attempt, (4, "empty_check")]],
+        (1, "normalize"),
+        (1, "cache_tag"),
+        (1, "retry"),
+        *[a for n in (1, 2, 3) for a in [(2, f"attempt {n}"), *attempt, (3, "empty_check")]],
     ]
     assert len(received) == len(order)  # nothing outside the tree
 
@@ -121,7 +120,7 @@ async def test_a_call_retried_twice_reads_in_pipeline_order_with_errors_where_th
     assert checks[1].attributes["error.type"] == "pipeline.errors.EmptyResponse"
     assert first.attributes["error.type"] == "pipeline.errors.RateLimited"
     # the stages the 429 passed through end with their own outcome, no status
-    for name in ("tool_compat", "reassemble", "usage", "empty_check"):
+    for name in ("reassemble", "usage", "empty_check"):
         span = named(received, name)[0]
         assert span.attributes["llmpipe.stage.outcome"] == "closed", name
         assert span.span.status.code == UNSET and "error.type" not in span.attributes, name
