@@ -287,15 +287,17 @@ async def memory_mode(stream: Stream, deltas: int) -> dict[str, Any]:
 
 
 #: answers per stack and workload in each round of the paired mode, and its rounds
-PAIR_ANSWERS, PAIR_ROUNDS = 2, 12
+PAIR_ANSWERS, PAIR_ROUNDS = 3, 12
 
 
 async def pair_mode(base: str) -> dict[str, Any]:
-    """litellm alone and llmpipe over litellm in one process, answer by answer in turn
-    (the order swapped every round), so both run on the same heap, caches and machine
-    state: the ratio of their CPU per answer, per round, and its median. Separate
-    processes differ by more than the 5 % the target allows (the collector walks
-    litellm's large heap at moments that differ from process to process)."""
+    """litellm alone and llmpipe over litellm in one process, in turn (the order
+    swapped every round), so both run on the same heap, caches and machine state: the
+    ratio of their CPU for the same answers, per round. Each block of answers starts
+    from a full collection (not timed), so the collector's work in a block is that
+    block's own (litellm's heap is large: a collection inherited from the other
+    stack's allocations would swing a round by 20 %). Separate processes differ by
+    more than the 5 % the target allows."""
     stacks = [await litellm_alone(base), await llmpipe("litellm")(base)]
     for stream, _ in stacks:
         await cpu_of(stream, "text-500", 2)
@@ -304,18 +306,13 @@ async def pair_mode(base: str) -> dict[str, Any]:
     for round_ in range(PAIR_ROUNDS):
         for model, found in ratios.items():
             cpu = [0.0, 0.0]
-            order = (0, 1) if round_ % 2 == 0 else (1, 0)
-            for which in order:
+            for which in (0, 1) if round_ % 2 == 0 else (1, 0):
+                gc.collect()
                 cpu[which], _ = await cpu_of(stacks[which][0], model, PAIR_ANSWERS)
             found.append(cpu[1] / cpu[0])
     for _, close in stacks:
         await close()
-    return {
-        "pair_ratio_text": statistics.median(ratios["text-500"]),
-        "pair_ratio_tools": statistics.median(ratios["tools-2x50"]),
-        "pair_ratio_text_range": [min(ratios["text-500"]), max(ratios["text-500"])],
-        "pair_ratio_tools_range": [min(ratios["tools-2x50"]), max(ratios["tools-2x50"])],
-    }
+    return {"pair_rounds_text": ratios["text-500"], "pair_rounds_tools": ratios["tools-2x50"]}
 
 
 async def run(stack: str, mode: str, port: int) -> dict[str, Any]:

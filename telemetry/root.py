@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.context import Context as OtelContext
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -25,7 +23,7 @@ from pipeline.events import Event, Finish, ReasoningDelta, Retrying, TextDelta, 
 from pipeline.secrets import guard_logger
 from telemetry import genai
 from telemetry import openinference as oi
-from telemetry.runs import SWITCH, aclose, ended_by, watched
+from telemetry.runs import SWITCH, aclose, ended_by
 
 if TYPE_CHECKING:
     from telemetry.spans import CallTelemetry
@@ -40,21 +38,25 @@ CONTENT = frozenset({TextDelta, ReasoningDelta, ToolCall})
 
 
 def root_run(call: CallTelemetry, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
-    """The call's events as they are, inside its root span (started on the first pull,
-    current around every pull: what runs in the call and has no span of its own
-    current, ``contained`` stages, runs under it)."""
+    """The call's events as they are, inside its root span: started on the first pull
+    (a chain built and never run opens nothing), current around every pull (what
+    runs in the call with no span of its own current, ``contained`` stages, runs
+    under it), ended once when the events end."""
+    return _root(call, events)
+
+
+async def _root(call: CallTelemetry, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
+    """Without content capture, of the answer it notes only what the span and the
+    metrics need (whether any content was delivered, the ``Finish``, the retries),
+    inline: a call per event to ``ResponseBuilder.feed`` was a tenth of what tracing
+    cost."""
     _start(call)
-    if call.root is None or not call.recording:  # metrics only, or not sampled
-        return watched(events, lambda: None, partial(_end, call), call.answer.feed)
-    return _root(call, events, trace.set_span_in_context(call.root, call.parent))
-
-
-async def _root(
-    call: CallTelemetry, events: AsyncIterator[Event], current: OtelContext
-) -> AsyncIterator[Event]:
-    """Without content capture, of the answer it notes only what the span needs
-    (whether any content was delivered, the ``Finish``, the retries), inline: a call
-    per event to ``ResponseBuilder.feed`` was a tenth of what tracing cost."""
+    root = call.root  # None: metrics only, or the span could not start
+    current = (
+        trace.set_span_in_context(root, call.parent)
+        if root is not None and call.recording  # not recording: not sampled
+        else None
+    )
     answer = call.answer
     feed = answer.feed if call.capture else None
     make_current, restore = SWITCH
@@ -62,14 +64,15 @@ async def _root(
     outcome, error = "ok", None
     try:
         while True:
-            token = make_current(current)
+            token = make_current(current) if current is not None else None
             try:
                 ev = await pull()
             except StopAsyncIteration:
                 break
             finally:
                 try:
-                    restore(token)
+                    if token is not None:
+                        restore(token)
                 except ValueError:  # a token of another context: as ``detach``, logged only
                     log.debug("telemetry: cannot restore the context", exc_info=True)
             if feed is not None:

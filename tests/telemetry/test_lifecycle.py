@@ -210,3 +210,18 @@ async def test_each_pull_in_a_task_of_its_own(
         assert trace.get_current_span() is mine
     check_tree(spans, tracked, {name: "ok" for name in (*OUTER, *INNER)}, "ok")
     assert_no_context_errors(otel_logs)
+
+
+async def test_a_call_made_and_never_pulled_starts_no_span(spans: Spans, tracked: Tracking) -> None:
+    """``p.run(...)`` builds the chain (the call's telemetry with it); nothing starts
+    until the first pull, so an iterator dropped unpulled leaves no span open."""
+    p = spans.pipeline([[*LONG, *testing.text_chunks("end")]] * 2)
+    unpulled = p.run(REQ)
+    assert tracked.started == []
+    await unpulled.aclose()  # type: ignore[attr-defined]
+    assert tracked.started == [] and spans.finished == ()
+    async with p.stream(REQ) as events:  # the same pipeline, pulled: every span, once
+        async for _ in events:
+            pass
+    assert tracked.started and set(tracked.ended) == set(tracked.started)
+    assert set(tracked.ended.values()) == {1}
