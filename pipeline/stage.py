@@ -62,7 +62,8 @@ class Segment(Stage, Protocol):
     for a call (fallback with no target but the request; tool_compat for a
     request without tools) says so, and ``run_stages`` chains its inner
     stages in its place for that call: no run of its own, no span, no cost
-    per event. It is asked once per call, before anything runs.
+    per event. It is asked whenever its chain is built, before anything runs
+    in it (once per call; inside ``retry``, once per attempt).
     """
 
     @property
