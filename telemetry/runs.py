@@ -240,20 +240,14 @@ async def watched(
     events: AsyncIterator[Event],
     start: Callable[[], None],
     done: Callable[[str, BaseException | None], None],
-    feed: Callable[[Event], object] | None = None,
 ) -> AsyncIterator[Event]:
-    """``events`` as they are: ``start`` on the first pull, each one to ``feed``, and
-    ``done`` told how they ended, once, after they were closed (a part's, the call's)."""
+    """``events`` as they are: ``start`` on the first pull, and ``done`` told how they
+    ended, once, after they were closed (a part's)."""
     start()
     outcome, error = "ok", None
     try:
-        if feed is None:
-            async for ev in events:
-                yield ev
-        else:
-            async for ev in events:
-                feed(ev)
-                yield ev
+        async for ev in events:
+            yield ev
     except BaseException as exc:
         outcome, error = ended_by(exc)
         raise

@@ -29,7 +29,6 @@ else the pipeline's), in the order ``stages.fallback.plan`` says. Rules:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -80,13 +79,7 @@ class Fallback:
                 if not isinstance(ev, Request):
                     yield ev
                     continue
-                if (
-                    not self.targets and not ev.fallbacks
-                ):  # one target: the inner stages as they are
-                    async with closing(ctx.run(self.stages, once(ev))) as inner:
-                        async for out in inner:
-                            yield out
-                    continue
+                # (with no target but the request it is not run at all: ``stands_aside``)
                 async with closing(self._targets(ev, ctx)) as outs:
                     async for out in outs:
                         yield out
@@ -142,8 +135,7 @@ class Fallback:
                 ctx.clock,
                 partial(has_free, plan, nxt.index + 1, min_window, cooling),
             )
-            tctx = dataclasses.replace(
-                ctx,
+            tctx = ctx.replace(
                 request=treq,
                 profile=resolve(treq.model, treq.api_base),
                 health=health,
