@@ -31,13 +31,15 @@ def profile_says_simulated(ctx: Context) -> bool:
 class Simulated:
     """``inner``, asked for non-streamed calls where ``when(ctx)`` holds."""
 
-    __slots__ = ("inner", "when")
+    __slots__ = ("_prepare", "inner", "when")
 
     def __init__(
         self, inner: Backend, *, when: Callable[[Context], bool] = profile_says_simulated
     ) -> None:
         self.inner = inner
         self.when = when
+        # looked up once: an isinstance against a runtime Protocol costs microseconds a call
+        self._prepare = inner.prepare if isinstance(inner, Preparing) else None
 
     @property
     def name(self) -> str:
@@ -50,8 +52,8 @@ class Simulated:
         return self.inner.send(request, ctx, stream=stream and not self.when(ctx))
 
     async def prepare(self, request: Request, ctx: Context) -> None:
-        if isinstance(self.inner, Preparing):
-            await self.inner.prepare(request, ctx)
+        if self._prepare is not None:
+            await self._prepare(request, ctx)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -29,7 +29,8 @@ connections per host (the gate lets no more run at once), else
 101st concurrent stream wait for a connection inside the timed pull. Only
 connecting is timed here (``CONNECT_TIMEOUT_S``); waiting for the answer is
 the dispatch stage's (first-chunk and idle timeouts), and no request is
-ever retried here.
+ever retried here. On Python 3.11 a request's body is written in the step
+that sends it (``eager``), as aiohttp does itself from 3.12.
 
 aiohttp is imported on the first call, so importing this module stays cheap.
 """
@@ -42,6 +43,8 @@ import threading
 import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
+
+from stages.dispatch.openai.eager import request_class
 
 if TYPE_CHECKING:
     import aiohttp
@@ -192,6 +195,7 @@ def _new_session(max_in_flight: int | None) -> aiohttp.ClientSession:
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
         headers={"User-Agent": USER_AGENT},
+        request_class=request_class() or aiohttp.ClientRequest,
     )
 
 
