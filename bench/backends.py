@@ -124,7 +124,8 @@ def measure(stacks: list[str], port: int, repeat: int) -> dict[str, dict[str, An
                 f"  {round_ + 1}/{repeat} {'litellm, paired':24} {'pair':12} done", file=sys.stderr
             )
         results["paired"] = {
-            f"pair_rounds_{what}": [r for p in pairs for r in p[f"pair_rounds_{what}"]]
+            f"pair_{kind}_{what}": [r for p in pairs for r in p[f"pair_{kind}_{what}"]]
+            for kind in ("rounds", "attributed", "own_us", "litellm")
             for what in ("text", "tools")
         }
     return results
@@ -189,6 +190,15 @@ def targets(results: dict[str, dict[str, Any]]) -> list[str]:
                 f"llmpipe over litellm CPU per answer, {what}, in turn in one process:"
                 f" {statistics.median(rounds):.3f}x litellm (median of {len(rounds)} rounds,"
                 f" quartiles {low:.3f} to {high:.3f}; target <= 1.05x)"
+            )
+            shares, own = paired[f"pair_attributed_{what}"], paired[f"pair_own_us_{what}"]
+            low, _, high = statistics.quantiles(shares, n=4)
+            out.append(
+                f"llmpipe over litellm, {what}, llmpipe's own CPU (outside litellm's calls):"
+                f" {statistics.median(own):,.0f} µs per answer, {statistics.median(shares):.3f}x"
+                f" litellm (quartiles {low:.3f} to {high:.3f}; target <= 1.05x); litellm's own"
+                f" CPU under llmpipe {statistics.median(paired[f'pair_litellm_{what}']):.3f}x"
+                " alone (median)"
             )
     return out
 
