@@ -14,7 +14,8 @@ runs everything N times, round-robin, and keeps each figure's best run: on a
 machine shared with other work, the best run is the one least disturbed.
 With both litellm stacks, a paired process per repeat (``clients.py`` mode
 ``pair``) also runs litellm alone and llmpipe over litellm in turn, in one
-process, for the ratio the target is about (the median of all rounds).
+process, for the ratio the target is about (the median of all rounds), and
+llmpipe's own CPU there, counted outside litellm's calls, over litellm's.
 
 The targets (shown here, never asserted in tests): llmpipe-direct at most 2.0x
 the floor's CPU per chunk on both workloads; 200 paced streams with p95 at most
