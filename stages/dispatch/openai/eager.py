@@ -80,7 +80,7 @@ class _Rest(Coroutine[Any, Any, None]):
         self._pending = _HANDED  # a cancellation before the task ran lands in the coroutine
         if val is None and tb is None:
             return self._coro.throw(typ)
-        return self._coro.throw(typ, val, tb)  # asyncio throws one value
+        return self._coro.throw(typ, val, tb)  # the old three-argument form
 
     def close(self) -> None:
         self._pending = _HANDED
