@@ -202,3 +202,16 @@ def test_a_program_that_only_calls_compatible_endpoints_never_imports_litellm(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "direct\ndirect\n", "")
+
+
+async def test_a_request_larger_than_the_socket_buffers_goes_whole(fake: FakeProvider) -> None:
+    """A body the transport cannot take at once makes aiohttp's writer wait to drain:
+    on Python 3.11 that wait is handed from the sending step to aiohttp's task
+    (``eager``), which finishes the write."""
+    fake.script(Reply.text("read it"), Reply.text("again"))
+    big = "x" * (8 * 2**20)  # far above the socket's and the transport's buffers
+    async with Pipeline.default(backend="openai", policy=NO_RETRIES) as pipe:
+        for expected in ("read it", "again"):  # the connection is fine for the next one
+            resp = await pipe.acomplete(ask(fake, messages=[{"role": "user", "content": big}]))
+            assert resp.text == expected
+    assert [len(r.body["messages"][0]["content"]) for r in fake.requests] == [len(big)] * 2
